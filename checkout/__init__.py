@@ -1,0 +1,1 @@
+"""Checkout for the browser: create an Embedded Checkout session, report its status."""

@@ -1,0 +1,127 @@
+"""POST /api/checkout/embedded-session: start an Embedded Checkout session.
+
+parse the body → validate it → ask Stripe for a session → answer with its
+client_secret, which the page hands to Stripe.js to mount the payment form.
+Everything the buyer could tamper with (price, product, return URL) is fixed
+here on the server; the body may only add metadata and a prefilled email.
+"""
+
+from __future__ import annotations
+
+import json
+
+import stripe
+
+from common import ratelimit, stripe_api
+from common.errors import HttpError
+from common.http import read_body
+from common.settings import Settings
+
+MAX_BODY_BYTES = 16 * 1024
+PRODUCT_NAME = "Hero Me Feelings - Personalized AAC Board"
+PRODUCT_DESCRIPTION = "AI-powered personalized feelings board with 24+ custom images"
+UNIT_AMOUNT_CENTS = 200
+CURRENCY = "usd"
+
+# Stripe's own metadata limits, checked here so a bad request never reaches Stripe.
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX_CHARS = 40
+METADATA_VALUE_MAX_CHARS = 500
+IDEMPOTENCY_KEY_MAX_CHARS = 255
+
+
+def create_embedded_session(request, settings: Settings) -> tuple[dict, int]:
+    ratelimit.check(request, settings, "create", "RATE_LIMIT_CREATE", settings.rate_limit_create)
+    fields = parse_body(read_body(request, MAX_BODY_BYTES))
+    idempotency_key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
+    params = session_params(settings.return_url, **fields)
+
+    options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+    try:
+        session = stripe_api.get_client(settings).v1.checkout.sessions.create(params=params, options=options)
+    except stripe.StripeError as error:
+        raise stripe_api.as_http_error(error) from error
+    return {"client_secret": session.client_secret}, 200
+
+
+def parse_body(raw: bytes) -> dict:
+    """The optional fields of the request body, validated; {} for an empty body."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise HttpError(400, "Request body must be JSON.")
+    if not isinstance(body, dict):
+        raise HttpError(400, "Request body must be a JSON object.")
+    unknown = sorted(set(body) - {"metadata", "customer_email"})
+    if unknown:
+        raise HttpError(400, f"Unknown field: {unknown[0]}. Allowed fields: metadata, customer_email.")
+
+    fields = {}
+    if body.get("metadata") is not None:
+        fields["metadata"] = validate_metadata(body["metadata"])
+    if body.get("customer_email") is not None:
+        fields["customer_email"] = validate_email(body["customer_email"])
+    return fields
+
+
+def validate_metadata(metadata) -> dict:
+    if not isinstance(metadata, dict):
+        raise HttpError(400, "metadata must be an object of string values.")
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise HttpError(400, f"metadata may have at most {METADATA_MAX_KEYS} keys.")
+    for key, value in metadata.items():
+        if not key or len(key) > METADATA_KEY_MAX_CHARS or "[" in key or "]" in key:
+            raise HttpError(
+                400, f"metadata keys must be 1-{METADATA_KEY_MAX_CHARS} characters without '[' or ']'."
+            )
+        if not isinstance(value, str):
+            raise HttpError(400, f"metadata.{key} must be a string.")
+        if len(value) > METADATA_VALUE_MAX_CHARS:
+            raise HttpError(400, f"metadata.{key} must be at most {METADATA_VALUE_MAX_CHARS} characters.")
+    return metadata
+
+
+def validate_email(value) -> str:
+    """A syntactically valid address; deliverability is Stripe's business, not a DNS lookup's."""
+    if not isinstance(value, str):
+        raise HttpError(400, "customer_email must be a string.")
+    import email_validator  # only requests that prefill an email pay for the import
+
+    try:
+        return email_validator.validate_email(value, check_deliverability=False).normalized
+    except email_validator.EmailNotValidError:
+        raise HttpError(400, "customer_email is not a valid email address.")
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > IDEMPOTENCY_KEY_MAX_CHARS or not value.isascii() or not value.isprintable():
+        raise HttpError(400, f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters.")
+    return value
+
+
+def session_params(return_url: str, metadata: dict | None = None, customer_email: str | None = None) -> dict:
+    """The Checkout Session to create: one $2.00 board, paid once, embedded in our page."""
+    params = {
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": CURRENCY,
+                    "product_data": {"name": PRODUCT_NAME, "description": PRODUCT_DESCRIPTION},
+                    "unit_amount": UNIT_AMOUNT_CENTS,
+                },
+                "quantity": 1,
+            }
+        ],
+        "mode": "payment",
+        "ui_mode": stripe_api.embedded_ui_mode(),
+        "return_url": return_url,
+    }
+    if metadata:
+        params["metadata"] = metadata
+    if customer_email:
+        params["customer_email"] = customer_email
+    return params

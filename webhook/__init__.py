@@ -1,0 +1,1 @@
+"""Stripe's webhook: verify each event, store it, then update the payment record."""
