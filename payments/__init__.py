@@ -1,0 +1,1 @@
+"""Payment records: the pure state machine and the stores that persist it."""
