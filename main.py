@@ -13,16 +13,11 @@ from checkout.create import create_embedded_session as _create_session
 from checkout.status import session_status as _session_status
 from common.errors import HttpError
 from common.http import endpoint
+from webhook.handler import stripe_webhook as _stripe_webhook
 
 _create = endpoint("create_embedded_session", ("POST",), cors=True)(_create_session)
 _status = endpoint("session_status", ("GET",), cors=True)(_session_status)
-
-
-def _webhook_not_ready(request, settings):
-    raise HttpError(501, "The webhook is not implemented yet.")
-
-
-_webhook = endpoint("stripe_webhook", ("POST",))(_webhook_not_ready)
+_webhook = endpoint("stripe_webhook", ("POST",))(_stripe_webhook)
 
 
 def _unknown_path(request, settings):
