@@ -1,0 +1,1 @@
+"""Developer tools for running and testing the payments backend locally."""
