@@ -1,0 +1,142 @@
+"""Fixtures the whole suite shares.
+
+Tests talk to real things: the real `stripe` SDK over HTTP to a local Stripe
+stand-in, the real functions-framework app, real stores. What they share is
+set up here: the stand-in, a clean instance (settings, clients and limits
+forgotten between tests), and test clients for each entry point.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from functions_framework import create_app
+
+from common import ratelimit, secrets, settings, stripe_api
+from devtools.stripe_standin import StripeStandin
+from payments import store
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "main.py")
+
+TEST_KEY = "sk_test_" + "4eC39HqLyjWDarjtT1zdp7dc"
+WEBHOOK_SECRET = "whsec_" + "testsecretforthesuite0123456789"
+FRONTEND_URL = "http://localhost:5173"
+
+# Every setting the code reads; each test starts with none but those it sets.
+SETTING_NAMES = (
+    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
+    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
+    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
+    "K_SERVICE", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
+)
+
+
+def reset_instance() -> None:
+    """Forget what an instance keeps between requests, as a fresh cold start would."""
+    settings.get.cache_clear()
+    stripe_api.reset_client()
+    secrets.clear_cache()
+    store.reset_store()
+    ratelimit._limiter.cache_clear()
+    ratelimit._items.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def stripe_server():
+    server = StripeStandin()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def standin(stripe_server):
+    """The Stripe stand-in, emptied before each test."""
+    stripe_server.reset()
+    return stripe_server
+
+
+@pytest.fixture
+def env(monkeypatch, standin, tmp_path):
+    """A complete local configuration; tests change it with monkeypatch before the first request."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    values = {
+        "STRIPE_SECRET_KEY": TEST_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "FRONTEND_URL": FRONTEND_URL,
+        "STRIPE_API_BASE": standin.base_url,
+        "RATE_LIMIT_CREATE": "1000/minute",
+        "RATE_LIMIT_STATUS": "1000/minute",
+        "PAYMENTS_STORE": f"sqlite:///{tmp_path / 'payments.db'}",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    reset_instance()
+    yield values
+    reset_instance()
+
+
+@pytest.fixture(scope="session")
+def apps():
+    """One functions-framework app per entry point, built as the deploy builds them."""
+    built = {}
+
+    def app(target: str):
+        if target not in built:
+            built[target] = create_app(target, MAIN)
+        return built[target]
+
+    return app
+
+
+@pytest.fixture
+def client(env, apps):
+    """The `api` entry point: every path behind one URL."""
+    return apps("api").test_client()
+
+
+@pytest.fixture
+def function_client(env, apps):
+    """A test client for one deployed entry point, by its name in main.py."""
+    return lambda target: apps(target).test_client()
+
+
+@pytest.fixture
+def log_lines(capsys):
+    """The structured log lines written so far (stdout and stderr), parsed."""
+
+    def read() -> list[dict]:
+        captured = capsys.readouterr()
+        lines = []
+        for line in (captured.out + captured.err).splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                lines.append({"raw": line})
+        return lines
+
+    return read
+
+
+def signed_headers(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> dict:
+    """Headers Stripe would send with `payload`, signed with Stripe's own scheme."""
+    import stripe
+
+    header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=timestamp)
+    return {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def deliver(client):
+    """POST an event to /webhook the way Stripe does; returns the response."""
+
+    def send(event: dict, secret: str = WEBHOOK_SECRET, timestamp: int | None = None):
+        payload = json.dumps(event)
+        return client.post("/webhook", data=payload, headers=signed_headers(payload, secret, timestamp))
+
+    return send
+
