@@ -279,7 +279,13 @@ def _typeddict_fields(cls: type) -> Tuple[Dict[str, Any], frozenset]:
     return fields, required
 
 
-_SCALAR_NAMES = {int: "integer", bool: "boolean", str: "string", float: "decimal", decimal.Decimal: "decimal"}
+_SCALAR_NAMES = {
+    int: "integer",
+    bool: "boolean",
+    str: "string",
+    float: "decimal",
+    decimal.Decimal: "decimal",
+}
 
 
 def _child_path(path: str, key: Any) -> str:
@@ -838,6 +844,19 @@ class _Reply(NamedTuple):
     headers: Dict[str, str]
 
 
+class _ApiCall(NamedTuple):
+    """An authenticated API request on its way to an endpoint."""
+
+    method: str
+    path: str
+    params: Dict[str, Any]
+    api_key: str
+    livemode: bool
+    api_version: str
+    request_id: str
+    idempotency_key: Optional[str]
+
+
 class _IdempotentResult(NamedTuple):
     method: str
     path: str
@@ -1130,10 +1149,11 @@ class StripeStandin:
             api_key, livemode = _authenticate(headers.get("Authorization"))
             if not _VERSION_RE.match(api_version):
                 raise StripeError(400, f"Invalid Stripe API version: {api_version}")
+            call = _ApiCall(
+                method, path, params, api_key, livemode, api_version, request_id, idempotency_key
+            )
             with self._lock:
-                reply = self._route(
-                    method, path, params, api_key, livemode, api_version, request_id, idempotency_key
-                )
+                reply = self._route(call)
         except StripeError as error:
             reply_headers.update(error.headers)
             return _Reply(error.status, _json_bytes(error.to_dict()), reply_headers)
@@ -1153,47 +1173,49 @@ class StripeStandin:
             fault = self._faults.popleft()
         raise _fault_error(fault)
 
-    def _route(self, method, path, params, api_key, livemode, api_version, request_id, idempotency_key) -> _Reply:
-        if method == "POST" and idempotency_key:
-            stored = self._idempotency.get((api_key, idempotency_key))
+    def _route(self, call: "_ApiCall") -> _Reply:
+        uses_key = call.method == "POST" and call.idempotency_key
+        if uses_key:
+            stored = self._idempotency.get((call.api_key, call.idempotency_key))
             if stored is not None:
-                return _replay(stored, method, path, params, idempotency_key)
-        reply = self._dispatch(method, path, params, livemode, api_version, request_id, idempotency_key)
-        if method == "POST" and idempotency_key:
-            self._remember(api_key, idempotency_key, method, path, params, reply, request_id)
+                return _replay(stored, call)
+        reply = self._dispatch(call)
+        if uses_key:
+            self._remember(call, reply)
         return reply
 
-    def _dispatch(self, method, path, params, livemode, api_version, request_id, idempotency_key) -> _Reply:
-        if path == _SESSIONS_PATH and method == "POST":
-            return self._create(params, livemode, api_version)
-        match = _SESSION_PATH_RE.match(path)
-        if match and method == "GET":
-            return self._retrieve(match.group(1), params, livemode, api_version)
-        match = _EXPIRE_PATH_RE.match(path)
-        if match and method == "POST":
-            return self._expire_via_api(match.group(1), params, livemode, api_version, request_id, idempotency_key)
+    def _dispatch(self, call: "_ApiCall") -> _Reply:
+        if call.path == _SESSIONS_PATH and call.method == "POST":
+            return self._create(call)
+        match = _SESSION_PATH_RE.match(call.path)
+        if match and call.method == "GET":
+            return self._retrieve(call, match.group(1))
+        match = _EXPIRE_PATH_RE.match(call.path)
+        if match and call.method == "POST":
+            return self._expire_via_api(call, match.group(1))
         raise StripeError(
             404,
-            f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
-            "or we can help at https://support.stripe.com/.",
+            f"Unrecognized request URL ({call.method}: {call.path}). Please see "
+            "https://stripe.com/docs or we can help at https://support.stripe.com/.",
         )
 
-    def _create(self, params, livemode, api_version) -> _Reply:
-        checked = validate_create_params(params, api_version)
+    def _create(self, call: "_ApiCall") -> _Reply:
+        checked = validate_create_params(call.params, call.api_version)
         expand = _expand_list(checked)
-        line_items = build_line_items(checked, livemode)
-        record = _SessionRecord(build_session(checked, line_items, livemode), api_version, line_items)
-        self._sessions[record.data["id"]] = record
-        return _Reply(200, _json_bytes(record.render(api_version, expand)), {})
+        line_items = build_line_items(checked, call.livemode)
+        session = build_session(checked, line_items, call.livemode)
+        record = _SessionRecord(session, call.api_version, line_items)
+        self._sessions[session["id"]] = record
+        return _Reply(200, _json_bytes(record.render(call.api_version, expand)), {})
 
-    def _retrieve(self, session_id, params, livemode, api_version) -> _Reply:
-        expand = _expand_list(check_params(params, SessionRetrieveParams) or {})
-        record = self._visible_record(session_id, livemode)
-        return _Reply(200, _json_bytes(record.render(api_version, expand)), {})
+    def _retrieve(self, call: "_ApiCall", session_id: str) -> _Reply:
+        expand = _expand_list(check_params(call.params, SessionRetrieveParams) or {})
+        record = self._visible_record(session_id, call.livemode)
+        return _Reply(200, _json_bytes(record.render(call.api_version, expand)), {})
 
-    def _expire_via_api(self, session_id, params, livemode, api_version, request_id, idempotency_key) -> _Reply:
-        expand = _expand_list(check_params(params, SessionExpireParams) or {})
-        record = self._visible_record(session_id, livemode)
+    def _expire_via_api(self, call: "_ApiCall", session_id: str) -> _Reply:
+        expand = _expand_list(check_params(call.params, SessionExpireParams) or {})
+        record = self._visible_record(session_id, call.livemode)
         status = record.data["status"]
         if status != "open":
             raise StripeError(
@@ -1202,8 +1224,8 @@ class StripeStandin:
                 f"This Checkout Session has a status of \"{status}\".",
                 param="session",
             )
-        self._expire_locked(record, request_id, idempotency_key)
-        return _Reply(200, _json_bytes(record.render(api_version, expand)), {})
+        self._expire_locked(record, call.request_id, call.idempotency_key)
+        return _Reply(200, _json_bytes(record.render(call.api_version, expand)), {})
 
     def _visible_record(self, session_id: str, livemode: bool) -> _SessionRecord:
         """Sessions are invisible to keys of the other mode, as on Stripe."""
@@ -1212,12 +1234,12 @@ class StripeStandin:
             raise _no_such("checkout.session", session_id, "session", status=404)
         return record
 
-    def _remember(self, api_key, idempotency_key, method, path, params, reply, request_id) -> None:
+    def _remember(self, call: "_ApiCall", reply: _Reply) -> None:
         """Keep a successful result for replay; failed validation is not kept, as on Stripe."""
         if reply.status != 200:
             return
-        self._idempotency[(api_key, idempotency_key)] = _IdempotentResult(
-            method, path, params, _Reply(reply.status, reply.body, {}), request_id
+        self._idempotency[(call.api_key, call.idempotency_key)] = _IdempotentResult(
+            call.method, call.path, call.params, _Reply(reply.status, reply.body, {}), call.request_id
         )
         while len(self._idempotency) > self._idempotency_limit:
             self._idempotency.popitem(last=False)
@@ -1264,7 +1286,9 @@ class StripeStandin:
             return {"reset": True}
         raise KeyError(f"Unrecognized stand-in admin URL ({method}: {path})")
 
-    def _admin_session(self, method: str, session_id: str, action: Optional[str], payload: Dict[str, Any]) -> Any:
+    def _admin_session(
+        self, method: str, session_id: str, action: Optional[str], payload: Dict[str, Any]
+    ) -> Any:
         if action is None and method == "GET":
             return self.session(session_id)
         if method != "POST" or action is None:
@@ -1332,13 +1356,12 @@ def _fault_error(fault: _Fault) -> StripeError:
     return error
 
 
-def _replay(stored: _IdempotentResult, method: str, path: str, params: Dict[str, Any],
-            idempotency_key: str) -> _Reply:
-    if (stored.method, stored.path, stored.params) != (method, path, params):
+def _replay(stored: _IdempotentResult, call: _ApiCall) -> _Reply:
+    if (stored.method, stored.path, stored.params) != (call.method, call.path, call.params):
         raise StripeError(
             400,
             "Keys for idempotent requests can only be used with the same parameters they "
-            f"were first used with. Try using a key other than '{idempotency_key}' if you "
+            f"were first used with. Try using a key other than '{call.idempotency_key}' if you "
             "meant to execute a different request.",
             type="idempotency_error",
         )
@@ -1513,7 +1536,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Local stand-in for Stripe's Checkout Sessions API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added before every API response")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added before every API response"
+    )
     args = parser.parse_args(argv)
 
     standin = StripeStandin(latency=args.latency)
