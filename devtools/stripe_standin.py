@@ -95,7 +95,32 @@ METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
 METADATA_MAX_VALUE_LENGTH = 500
 
-FAULT_STATUSES = (429, 500, 502, 503)
+# How each injectable status looks on the wire: (error type, code, message).
+_SERVER_FAULT = ("api_error", None, "Something went wrong on Stripe's end (simulated).")
+FAULTS = {
+    400: ("invalid_request_error", None, "Invalid request (simulated)."),
+    401: ("authentication_error", None, "Invalid API Key provided: {masked_key}"),
+    402: ("card_error", "card_declined", "Your card was declined."),
+    403: ("invalid_request_error", None, "The provided key does not have the required permissions."),
+    404: ("invalid_request_error", "resource_missing", "No such resource (simulated)."),
+    409: (
+        "invalid_request_error",
+        "lock_timeout",
+        "This object cannot be accessed right now because another API request or Stripe "
+        "process is currently accessing it.",
+    ),
+    429: (
+        "rate_limit_error",
+        "rate_limit",
+        "Request rate limit exceeded. Learn more about rate limits here "
+        "https://stripe.com/docs/rate-limits.",
+    ),
+    500: _SERVER_FAULT,
+    502: _SERVER_FAULT,
+    503: _SERVER_FAULT,
+    504: _SERVER_FAULT,
+}
+FAULT_STATUSES = tuple(FAULTS)
 # Only these request headers are kept in the request log; never Authorization.
 LOGGED_HEADERS = (
     "Stripe-Version",
@@ -960,11 +985,13 @@ class StripeStandin:
     def fail_next(self, count: int = 1, status: int = 500, *, should_retry: Optional[bool] = None) -> None:
         """Make the next ``count`` API requests fail the way Stripe fails.
 
-        5xx answers carry ``Stripe-Should-Retry: true`` (the request never
-        ran, so retrying is safe); 429 carries ``Retry-After: 1`` and no
-        retry advice, as Stripe's rate limiter does. ``should_retry`` forces
-        the header either way. Injected failures never touch state or the
-        idempotency store, so an SDK retry with the same key goes through.
+        Any status in ``FAULTS`` works: 500 is an api_error, 401 an
+        authentication_error, 429 a rate_limit_error, and so on. 5xx answers
+        carry ``Stripe-Should-Retry: true`` (the request never ran, so a
+        retry is safe); 429 carries ``Retry-After: 1`` and no retry advice,
+        as Stripe's rate limiter does. ``should_retry`` forces the header
+        either way. Injected failures never touch state or the idempotency
+        store, so an SDK retry with the same key goes through.
         """
         if status not in FAULT_STATUSES:
             raise ValueError(f"status must be one of {FAULT_STATUSES}")
@@ -1143,7 +1170,7 @@ class StripeStandin:
         if self._latency > 0:
             time.sleep(self._latency)
         try:
-            self._raise_injected_fault()
+            self._raise_injected_fault(headers.get("Authorization"))
             if params is None:
                 raise StripeError(400, "The request body could not be decoded as a form.")
             api_key, livemode = _authenticate(headers.get("Authorization"))
@@ -1166,12 +1193,12 @@ class StripeStandin:
             self._request_count += 1
             self._requests.append(LoggedRequest(method, path, params if params is not None else {}, kept))
 
-    def _raise_injected_fault(self) -> None:
+    def _raise_injected_fault(self, authorization: Optional[str]) -> None:
         with self._lock:
             if not self._faults:
                 return
             fault = self._faults.popleft()
-        raise _fault_error(fault)
+        raise _fault_error(fault, authorization)
 
     def _route(self, call: "_ApiCall") -> _Reply:
         uses_key = call.method == "POST" and call.idempotency_key
@@ -1324,35 +1351,35 @@ def _authenticate(authorization: Optional[str]) -> Tuple[str, bool]:
     api_key = authorization[7:].strip()
     match = _API_KEY_RE.match(api_key)
     if not match:
-        masked = api_key[:8] + "*" * max(len(api_key) - 12, 0) + api_key[-4:]
         raise StripeError(
-            401, f"Invalid API Key provided: {masked}", type="authentication_error"
+            401, f"Invalid API Key provided: {_mask_key(api_key)}", type="authentication_error"
         )
     return api_key, match.group(1) == "live"
 
 
-def _fault_error(fault: _Fault) -> StripeError:
-    headers = {}
+def _mask_key(api_key: str) -> str:
+    """Show a key the way Stripe echoes it: its prefix and last four characters."""
+    if len(api_key) < 16:
+        return api_key[:8] + "****"
+    return api_key[:8] + "*" * (len(api_key) - 12) + api_key[-4:]
+
+
+def _fault_error(fault: _Fault, authorization: Optional[str]) -> StripeError:
+    error_type, code, message = FAULTS[fault.status]
+    api_key = (authorization or "")[len("Bearer "):].strip()
+    error = StripeError(
+        fault.status,
+        message.format(masked_key=_mask_key(api_key)),
+        type=error_type,
+        code=code,
+    )
+    should_retry = fault.should_retry
     if fault.status == 429:
-        headers["Retry-After"] = "1"
-        error = StripeError(
-            429,
-            "Request rate limit exceeded. Learn more about rate limits here "
-            "https://stripe.com/docs/rate-limits.",
-            type="rate_limit_error",
-            code="rate_limit",
-        )
-        should_retry = fault.should_retry
-    else:
-        error = StripeError(
-            fault.status,
-            "Something went wrong on Stripe's end (simulated failure).",
-            type="api_error",
-        )
-        should_retry = True if fault.should_retry is None else fault.should_retry
+        error.headers["Retry-After"] = "1"
+    elif fault.status >= 500 and should_retry is None:
+        should_retry = True
     if should_retry is not None:
-        headers["Stripe-Should-Retry"] = "true" if should_retry else "false"
-    error.headers.update(headers)
+        error.headers["Stripe-Should-Retry"] = "true" if should_retry else "false"
     return error
 
 

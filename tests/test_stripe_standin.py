@@ -396,6 +396,16 @@ def test_injected_429_surfaces_as_rate_limit_error_without_retry(fake_stripe):
     assert fake_stripe.request_count == 1
 
 
+def test_injected_401_surfaces_as_authentication_error_without_the_key(fake_stripe):
+    fake_stripe.fail_next(1, status=401)
+
+    with pytest.raises(stripe.AuthenticationError) as caught:
+        create(fake_stripe)
+
+    assert caught.value.http_status == 401
+    assert TEST_KEY not in caught.value.user_message
+
+
 def test_latency_is_applied_to_api_responses(fake_stripe):
     created = create(fake_stripe)
     fake_stripe.latency = 0.2
