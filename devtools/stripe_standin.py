@@ -84,7 +84,6 @@ _OLD_TO_NEW_UI_MODE = {
 }
 _NEW_TO_OLD_UI_MODE = {new: old for old, new in _OLD_TO_NEW_UI_MODE.items()}
 _HOSTED_UI_MODES = frozenset({"hosted", "hosted_page"})
-_EMBEDDED_UI_MODES = frozenset({"embedded", "embedded_page"})
 # Modes whose page lives on the merchant's site, so Stripe needs somewhere to
 # send the customer back to and has no success/cancel page of its own.
 _RETURN_URL_UI_MODES = frozenset({"embedded", "embedded_page", "custom", "elements"})
@@ -903,7 +902,10 @@ class StripeStandin:
     would send to a webhook endpoint.
     """
 
-    def __init__(self, latency: float = 0.0, *, log_limit: int = 10_000, idempotency_limit: int = 100_000):
+    def __init__(
+        self, latency: float = 0.0, *, log_limit: int = 10_000, idempotency_limit: int = 100_000
+    ):
+        """``log_limit`` and ``idempotency_limit`` bound memory in long benchmark runs."""
         self._lock = threading.Lock()
         self._latency = float(latency)
         self._log_limit = log_limit
@@ -982,7 +984,9 @@ class StripeStandin:
             raise ValueError("latency cannot be negative")
         self._latency = seconds
 
-    def fail_next(self, count: int = 1, status: int = 500, *, should_retry: Optional[bool] = None) -> None:
+    def fail_next(
+        self, count: int = 1, status: int = 500, *, should_retry: Optional[bool] = None
+    ) -> None:
         """Make the next ``count`` API requests fail the way Stripe fails.
 
         Any status in ``FAULTS`` works: 500 is an api_error, 401 an
@@ -1006,7 +1010,7 @@ class StripeStandin:
             return len(self._faults)
 
     def reset(self) -> None:
-        """Forget sessions, events, idempotency keys, faults and the request log."""
+        """Start over: no sessions, events, idempotency keys, faults, latency or logged requests."""
         with self._lock:
             self._clear_state()
         self._latency = 0.0
