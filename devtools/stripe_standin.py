@@ -1468,6 +1468,12 @@ class _StandinServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(connection)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up mid-request is routine (timeouts, benchmarks ending)."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self._connections_lock:
             connections = list(self._connections)
