@@ -1,0 +1,159 @@
+"""`devtools.simulate` against a live local stack: the stand-in, a served API and a SQLite store.
+
+Each test creates a session through the API as the page does, plays
+Stripe's part with the simulate functions (or its command line), and checks
+what the webhook answered and what the store recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from devtools import simulate
+from devtools.run_local import LocalStack, Options
+from tests.conftest import SETTING_NAMES
+
+ROOT = simulate.ROOT
+
+
+def local_env() -> dict:
+    """The process environment without any payment setting a developer may have exported."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES and k != "STRIPE_PUBLISHABLE_KEY"}
+    env.update(RATE_LIMIT_CREATE="1000/minute", RATE_LIMIT_STATUS="1000/minute")
+    return env
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = LocalStack(Options(api_port=0, page_port=0, stripe_port=0, env=local_env(),
+                               state_dir=tmp_path_factory.mktemp("state")))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def config(stack):
+    return simulate.load_config(stack.env_file)
+
+
+def create_session(stack) -> str:
+    """A new open session, created through the API the way the example page does."""
+    response = requests.post(stack.api_url + "/api/checkout/embedded-session", json={},
+                             headers={"Idempotency-Key": os.urandom(8).hex()}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["client_secret"].split("_secret_")[0]
+
+
+def test_pay_delivers_a_signed_completed_event_and_the_payment_is_recorded(stack, config):
+    session_id = create_session(stack)
+
+    report = simulate.pay(config, session_id)
+
+    assert [(d.event_type, d.status_code) for d in report.deliveries] == [("checkout.session.completed", 200)]
+    assert '"duplicate": false' in report.deliveries[0].body
+    assert report.recorded["status"] == "complete"
+    assert report.recorded["payment_status"] == "paid"
+    assert report.recorded["amount_total"] == 200
+    assert report.status == {"status": "complete", "payment_status": "paid"}
+    assert report.ok
+
+
+def test_async_failure_leaves_the_payment_complete_but_unpaid(stack, config):
+    session_id = create_session(stack)
+
+    report = simulate.pay(config, session_id, "async-fail")
+
+    assert [(d.event_type, d.status_code) for d in report.deliveries] == [
+        ("checkout.session.completed", 200),
+        ("checkout.session.async_payment_failed", 200),
+    ]
+    assert (report.recorded["status"], report.recorded["payment_status"]) == ("complete", "unpaid")
+    assert report.recorded["last_event_id"] == report.deliveries[-1].event_id
+    assert report.status == {"status": "complete", "payment_status": "unpaid"}
+
+
+def test_async_success_records_the_payment_as_paid(stack, config):
+    session_id = create_session(stack)
+
+    report = simulate.pay(config, session_id, "async-succeed")
+
+    assert [d.event_type for d in report.deliveries] == [
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+    ]
+    assert report.ok
+    assert (report.recorded["status"], report.recorded["payment_status"]) == ("complete", "paid")
+
+
+def test_expire_records_the_session_expired(stack, config):
+    session_id = create_session(stack)
+
+    report = simulate.expire(config, session_id)
+
+    assert [(d.event_type, d.status_code) for d in report.deliveries] == [("checkout.session.expired", 200)]
+    assert report.recorded["status"] == "expired"
+    assert report.status == {"status": "expired", "payment_status": "unpaid"}
+
+
+def test_replay_is_accepted_as_a_duplicate_and_changes_nothing(stack, config):
+    session_id = create_session(stack)
+    first = simulate.pay(config, session_id)
+
+    again = simulate.replay(config, first.deliveries[0].event_id)
+
+    assert again.deliveries[0].status_code == 200
+    assert '"duplicate": true' in again.deliveries[0].body
+    assert again.recorded == first.recorded
+
+
+def test_a_wrong_webhook_secret_is_refused_by_the_webhook(stack):
+    config = simulate.load_config(stack.env_file, webhook_secret="whsec_" + "not_the_right_one")
+    session_id = create_session(stack)
+
+    report = simulate.pay(config, session_id)
+
+    assert report.deliveries[0].status_code == 400
+    assert "Stripe-Signature" in report.deliveries[0].body
+    assert not report.ok
+    assert report.recorded is None  # the webhook stored nothing (the store is read before the status endpoint)
+
+
+def test_acting_on_a_session_that_is_not_open_says_why(stack, config):
+    session_id = create_session(stack)
+    simulate.expire(config, session_id)
+
+    with pytest.raises(simulate.SimulationError, match="not open"):
+        simulate.pay(config, session_id)
+
+
+def test_command_line_pays_and_prints_the_answer_and_the_record(stack):
+    session_id = create_session(stack)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.simulate", "pay", "--env-file", str(stack.env_file), session_id],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "checkout.session.completed" in result.stdout
+    assert "webhook answered 200" in result.stdout
+    assert "recorded: status=complete payment_status=paid" in result.stdout
+
+
+def test_command_line_without_a_stand_in_points_to_the_stripe_cli(tmp_path):
+    env = local_env()
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.simulate", "pay", "--env-file", str(tmp_path / "missing.env"), "cs_test_x"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+    )
+
+    assert result.returncode == 1
+    assert "stripe listen --forward-to" in result.stderr
