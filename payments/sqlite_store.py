@@ -1,0 +1,140 @@
+"""Payment records in an embedded SQLite file, for running without Google Cloud.
+
+It keeps the same promises as the Firestore store (see `PaymentStore`):
+every write is one `BEGIN IMMEDIATE` transaction, which takes SQLite's write
+lock before reading, so two deliveries of the same event, from two threads or
+two processes, cannot both see it as new. WAL mode lets readers carry on
+while a write is in progress, and `busy_timeout` makes a writer wait for the
+lock instead of failing at once.
+
+Each thread gets its own connection (sqlite3 connections must not be shared
+between threads without a lock of their own); they all open the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from payments import state
+from payments.store import StoreUnavailable
+
+# How long a write waits for another writer before the store reports itself
+# unavailable; well inside the ~10 s a webhook delivery may take.
+BUSY_TIMEOUT_SECONDS = 5.0
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS payments (
+        session_id TEXT PRIMARY KEY,
+        record     TEXT NOT NULL  -- the payment record as a JSON object
+    )""",
+    """CREATE TABLE IF NOT EXISTS stripe_events (
+        event_id    TEXT PRIMARY KEY,
+        type        TEXT NOT NULL,
+        session_id  TEXT NOT NULL,
+        created     INTEGER NOT NULL,  -- Stripe's event time, Unix seconds
+        received_at TEXT NOT NULL      -- when we stored it, ISO-8601 UTC
+    )""",
+)
+
+
+class SqliteStore:
+    """A `PaymentStore` in one SQLite file, shared safely by threads and processes."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.description = f"SQLite file {self.path}"
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self._connection()
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+        except (OSError, sqlite3.Error) as error:
+            raise StoreUnavailable() from error
+        with self._transaction() as db:
+            for statement in SCHEMA:
+                db.execute(statement)
+
+    def record_event(self, event: dict) -> bool:
+        change = state.change_from_event(event)
+        with self._transaction() as db:
+            seen = db.execute("SELECT 1 FROM stripe_events WHERE event_id = ?", (event["id"],)).fetchone()
+            if seen:
+                return False
+            now = _now()
+            self._write(db, state.apply(self._read(db, change.session_id), change, now))
+            db.execute(
+                "INSERT INTO stripe_events (event_id, type, session_id, created, received_at) VALUES (?, ?, ?, ?, ?)",
+                (event["id"], event["type"], change.session_id, event["created"], now),
+            )
+        return True
+
+    def record_session(self, session: dict) -> dict:
+        change = state.change_from_session(session)
+        with self._transaction() as db:
+            before = self._read(db, change.session_id)
+            after = state.apply(before, change, _now())
+            if state.same(before, after):
+                return before
+            self._write(db, after)
+        return after
+
+    def get_payment(self, session_id: str) -> dict | None:
+        try:
+            return self._read(self._connection(), session_id)
+        except sqlite3.Error as error:
+            raise StoreUnavailable() from error
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use.
+
+        isolation_level=None turns off the sqlite3 module's implicit
+        transactions, so `_transaction` alone decides where they begin.
+        """
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One write transaction; any SQLite failure becomes StoreUnavailable.
+
+        Nothing is committed unless the body finishes, so a failed write
+        stores nothing and Stripe's retry finds the event still new.
+        """
+        try:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise StoreUnavailable() from error
+
+    @staticmethod
+    def _read(db: sqlite3.Connection, session_id: str) -> dict | None:
+        row = db.execute("SELECT record FROM payments WHERE session_id = ?", (session_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @staticmethod
+    def _write(db: sqlite3.Connection, record: dict) -> None:
+        db.execute(
+            "INSERT INTO payments (session_id, record) VALUES (?, ?)"
+            " ON CONFLICT (session_id) DO UPDATE SET record = excluded.record",
+            (record["session_id"], json.dumps(record, sort_keys=True)),
+        )
+
+
+def _now() -> str:
+    """The time of a write, as ISO-8601 UTC (what Firestore's server timestamp is there)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
