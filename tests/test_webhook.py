@@ -1,0 +1,649 @@
+"""POST /webhook: Stripe's events, through the real functions-framework app.
+
+Events are the ones the Stripe stand-in emits as a session is paid, settles
+or expires, or built with `tests.support.stripe_objects` where a test needs a
+combination Stripe would not produce on its own. Every test that writes
+payments runs against both stores: an SQLite file and the Firestore emulator.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from common import settings as app_settings
+from payments.store import get_store
+from tests.conftest import TEST_KEY, WEBHOOK_SECRET, reset_instance, signed_headers
+from tests.support import stripe_objects
+from tests.support.firestore import firestore_emulator, firestore_project, unique_project_id  # noqa: F401
+
+MAX_BODY_BYTES = 1024 * 1024
+NEW_SECRET = "whsec_" + "rolledsecretforthesuite98765"
+CREATE_PATH = "/api/checkout/embedded-session"
+
+# The same function, deployed two ways: as its own Cloud Function (Stripe
+# posts to its root) and behind the one `api` service (at /webhook).
+ENTRY_POINTS = {"api": "/webhook", "stripe_webhook": "/"}
+
+
+# -- the store the app writes to -------------------------------------------
+
+
+class StoredPayments:
+    """What the app under test has stored, read back as an operator would."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def record(self, session_id: str) -> dict | None:
+        store = get_store(app_settings.get())
+        assert store.description.startswith("Firestore" if self.kind == "firestore" else "SQLite")
+        return store.get_payment(session_id)
+
+    def event_ids(self) -> list[str]:
+        """Ids of the events stored, in no particular order."""
+        if self.kind == "firestore":
+            from google.cloud import firestore
+
+            client = firestore.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"])
+            try:
+                return [doc.id for doc in client.collection("stripe_events").stream()]
+            finally:
+                client.close()
+        path = os.environ["PAYMENTS_STORE"][len("sqlite:///"):]
+        if not os.path.exists(path):
+            return []
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "stripe_events" not in tables:
+                return []
+            return [row[0] for row in db.execute("SELECT event_id FROM stripe_events")]
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def payments(request, env, monkeypatch):
+    """The store the app writes to: an SQLite file, or a fresh Firestore emulator project."""
+    if request.param == "firestore":
+        project = request.getfixturevalue("firestore_project")
+        monkeypatch.setenv("PAYMENTS_STORE", "firestore")
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)
+        reset_instance()  # settings are read once per instance: start a fresh one
+    return StoredPayments(request.param)
+
+
+@pytest.fixture
+def sqlite_payments(env):
+    return StoredPayments("sqlite")
+
+
+# -- posting to the webhook -------------------------------------------------
+
+
+class Webhook:
+    """One entry point's test client, posting the way Stripe does."""
+
+    def __init__(self, test_client, path: str):
+        self.client = test_client
+        self.path = path
+
+    def deliver(self, event: dict, secret: str = WEBHOOK_SECRET, timestamp: int | None = None):
+        return self.post(json.dumps(event), secret, timestamp)
+
+    def post(self, payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None):
+        return self.client.post(self.path, data=payload, headers=signed_headers(payload, secret, timestamp))
+
+    def send(self, method: str = "POST", **kwargs):
+        return self.client.open(self.path, method=method, **kwargs)
+
+
+@pytest.fixture(params=list(ENTRY_POINTS))
+def webhook(request, function_client):
+    """The webhook behind each entry point it is deployed as."""
+    return Webhook(function_client(request.param), ENTRY_POINTS[request.param])
+
+
+# -- sessions at the Stripe stand-in ----------------------------------------
+
+
+@pytest.fixture
+def session_id(client, standin):
+    """An open Checkout Session, created through our own create endpoint."""
+    response = client.post(CREATE_PATH, json={"customer_email": "buyer@example.com", "metadata": {"board": "feelings"}})
+    assert response.status_code == 200
+    return standin.sessions[-1]["id"]
+
+
+@pytest.fixture
+def completed(standin, session_id):
+    """The checkout.session.completed event of a card payment."""
+    (event,) = standin.complete(session_id, payment_status="paid")
+    return event
+
+
+def assert_refused(response, status: int = 400):
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert isinstance(response.get_json()["error"], str) and response.get_json()["error"]
+
+
+def assert_nothing_stored(payments: StoredPayments, session_id: str | None = None):
+    assert payments.event_ids() == []
+    if session_id is not None:
+        assert payments.record(session_id) is None
+
+
+def closed_port_address() -> str:
+    """host:port where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"127.0.0.1:{port}"
+
+
+# -- each event type updates the payment record -------------------------------
+
+
+def test_completed_card_payment_is_recorded_paid(webhook, payments, standin, session_id, completed):
+    response = webhook.deliver(completed)
+
+    assert response.status_code == 200
+    assert response.get_json() == {"received": True, "duplicate": False}
+    record = payments.record(session_id)
+    assert record["status"] == "complete"
+    assert record["payment_status"] == "paid"
+    assert record["paid_at"]
+    assert record["amount_total"] == 200
+    assert record["currency"] == "usd"
+    assert record["customer_email"] == "buyer@example.com"
+    assert record["metadata"] == {"board": "feelings"}
+    assert record["payment_intent"] == standin.session(session_id)["payment_intent"]
+    assert record["livemode"] is False
+    assert record["last_event_id"] == completed["id"]
+    assert record["last_event_created"] == completed["created"]
+    assert payments.event_ids() == [completed["id"]]
+
+
+def test_completed_delayed_payment_is_recorded_complete_but_unpaid(webhook, payments, standin, session_id):
+    (completed,) = standin.complete(session_id, payment_status="unpaid")
+
+    assert webhook.deliver(completed).status_code == 200
+
+    record = payments.record(session_id)
+    assert (record["status"], record["payment_status"]) == ("complete", "unpaid")
+    assert record["paid_at"] is None
+
+
+def test_async_payment_succeeded_marks_a_delayed_payment_paid(webhook, payments, standin, session_id):
+    (completed,) = standin.complete(session_id, payment_status="unpaid")
+    (succeeded,) = standin.async_payment(session_id, succeeded=True)
+
+    assert webhook.deliver(completed).status_code == 200
+    assert webhook.deliver(succeeded).status_code == 200
+
+    record = payments.record(session_id)
+    assert (record["status"], record["payment_status"]) == ("complete", "paid")
+    assert record["paid_at"]
+    assert sorted(payments.event_ids()) == sorted([completed["id"], succeeded["id"]])
+
+
+def test_async_payment_failed_leaves_a_delayed_payment_unpaid(webhook, payments, standin, session_id):
+    (completed,) = standin.complete(session_id, payment_status="unpaid")
+    (failed,) = standin.async_payment(session_id, succeeded=False)
+
+    assert webhook.deliver(completed).status_code == 200
+    assert webhook.deliver(failed).status_code == 200
+
+    record = payments.record(session_id)
+    assert (record["status"], record["payment_status"]) == ("complete", "unpaid")
+    assert record["paid_at"] is None
+    assert sorted(payments.event_ids()) == sorted([completed["id"], failed["id"]])
+
+
+def test_expired_session_is_recorded_expired(webhook, payments, standin, session_id):
+    (expired,) = standin.expire(session_id)
+
+    assert webhook.deliver(expired).status_code == 200
+
+    record = payments.record(session_id)
+    assert (record["status"], record["payment_status"]) == ("expired", "unpaid")
+    assert record["paid_at"] is None
+    assert record["last_event_id"] == expired["id"]
+
+
+@pytest.mark.parametrize(
+    "event_type, data_object",
+    [
+        ("payment_intent.succeeded", {"id": "pi_3QxYz0123456789", "object": "payment_intent", "amount": 200,
+                                      "currency": "usd", "status": "succeeded", "metadata": {}}),
+        ("charge.refunded", {"id": "ch_3QxYz0123456789", "object": "charge", "amount": 200,
+                             "amount_refunded": 200, "currency": "usd", "refunded": True}),
+        ("customer.created", {"id": "cus_QxYz0123456789", "object": "customer", "email": "buyer@example.com"}),
+    ],
+)
+def test_other_event_types_are_acknowledged_and_not_stored(webhook, payments, event_type, data_object):
+    event = stripe_objects.event("checkout.session.completed", stripe_objects.checkout_session())
+    event.update(type=event_type, data={"object": data_object})
+
+    response = webhook.deliver(event)
+
+    assert response.status_code == 200
+    assert response.get_json()["received"] is True
+    assert_nothing_stored(payments)
+
+
+def test_session_event_without_a_checkout_session_is_refused(webhook, sqlite_payments):
+    event = stripe_objects.event("checkout.session.completed", stripe_objects.checkout_session())
+    event["data"]["object"] = {"id": "pi_3QxYz0123456789", "object": "payment_intent"}
+
+    assert_refused(webhook.deliver(event))
+    assert_nothing_stored(sqlite_payments)
+
+
+# -- refusals: nothing is written ----------------------------------------------
+
+
+def test_missing_signature_header_is_refused(webhook, sqlite_payments, session_id, completed):
+    response = webhook.send(data=json.dumps(completed), content_type="application/json")
+
+    assert_refused(response)
+    assert "Stripe-Signature" in response.get_json()["error"]
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "garbage", "t=notanumber,v1=abc", "v1=" + "0" * 64, "t=1700000000", "t=1700000000,v0=" + "0" * 64],
+)
+def test_malformed_signature_header_is_refused(webhook, sqlite_payments, session_id, completed, header):
+    response = webhook.send(
+        data=json.dumps(completed), headers={"Stripe-Signature": header, "Content-Type": "application/json"}
+    )
+
+    assert_refused(response)
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_wrong_signature_is_refused(webhook, sqlite_payments, session_id, completed):
+    headers = {"Stripe-Signature": f"t={int(time.time())},v1={'ab' * 32}", "Content-Type": "application/json"}
+
+    assert_refused(webhook.send(data=json.dumps(completed), headers=headers))
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_signature_from_another_secret_is_refused(webhook, sqlite_payments, session_id, completed):
+    assert_refused(webhook.deliver(completed, secret="whsec_" + "someoneelsessecret000000000"))
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_tampered_body_is_refused(webhook, sqlite_payments, session_id, completed):
+    payload = json.dumps(completed)
+    headers = signed_headers(payload)
+    tampered = payload.replace('"amount_total": 200', '"amount_total": 1')
+    assert tampered != payload
+
+    assert_refused(webhook.send(data=tampered, headers=headers))
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_signature_older_than_five_minutes_is_refused(webhook, sqlite_payments, session_id, completed):
+    response = webhook.deliver(completed, timestamp=int(time.time()) - 310)
+
+    assert_refused(response)
+    assert "tolerance" in response.get_json()["error"]
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_signature_just_under_five_minutes_old_is_accepted(webhook, sqlite_payments, session_id, completed):
+    assert webhook.deliver(completed, timestamp=int(time.time()) - 290).status_code == 200
+    assert sqlite_payments.event_ids() == [completed["id"]]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not json at all",
+        "[]",
+        '"checkout.session.completed"',
+        '{"object": "event"}',
+        '{"id": "evt_1", "object": "event", "type": "checkout.session.completed", "created": "yesterday",'
+        ' "data": {"object": {}}}',
+        '{"id": "evt_1", "object": "event", "type": "checkout.session.completed", "created": 1700000000,'
+        ' "data": {}}',
+        '{"id": "cs_test_a1B2c3", "object": "checkout.session", "status": "complete", "payment_status": "paid"}',
+    ],
+    ids=["text", "array", "string", "bare-object", "created-not-a-number", "no-data-object", "a-session-not-an-event"],
+)
+def test_signed_body_that_is_not_a_stripe_event_is_refused(webhook, sqlite_payments, payload):
+    assert_refused(webhook.post(payload))
+    assert_nothing_stored(sqlite_payments)
+
+
+def test_body_that_is_not_utf8_is_refused(webhook, sqlite_payments):
+    headers = {"Stripe-Signature": f"t={int(time.time())},v1={'ab' * 32}", "Content-Type": "application/json"}
+
+    assert_refused(webhook.send(data=b'{"id": "\xff\xfe"}', headers=headers))
+    assert_nothing_stored(sqlite_payments)
+
+
+def test_body_of_exactly_one_mebibyte_is_accepted(webhook, sqlite_payments, completed):
+    payload = json.dumps(completed)
+    payload += " " * (MAX_BODY_BYTES - len(payload.encode()))
+
+    assert webhook.post(payload).status_code == 200
+    assert sqlite_payments.event_ids() == [completed["id"]]
+
+
+def test_body_over_one_mebibyte_is_refused_even_when_signed(webhook, sqlite_payments, session_id, completed):
+    payload = json.dumps(completed)
+    payload += " " * (MAX_BODY_BYTES + 1 - len(payload.encode()))
+
+    assert_refused(webhook.post(payload), 413)
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_chunked_body_over_one_mebibyte_is_refused(webhook, sqlite_payments):
+    response = webhook.send(
+        input_stream=io.BytesIO(b" " * (MAX_BODY_BYTES + 10)),
+        headers={"Transfer-Encoding": "chunked", "Stripe-Signature": f"t={int(time.time())},v1={'ab' * 32}"},
+        # What a real server sets for a chunked request: the stream ends where the body does.
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert_refused(response, 413)
+    assert_nothing_stored(sqlite_payments)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_methods_other_than_post_are_refused_with_allow(webhook, sqlite_payments, method):
+    response = webhook.send(method)
+
+    assert_refused(response, 405)
+    assert response.headers["Allow"] == "POST"
+    assert_nothing_stored(sqlite_payments)
+
+
+def test_head_is_refused_with_allow(webhook):
+    response = webhook.send("HEAD")
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+def test_no_cors_headers_are_ever_sent(webhook, sqlite_payments, completed):
+    origin = {"Origin": "http://localhost:5173"}
+    payload = json.dumps(completed)
+    responses = [
+        webhook.send(data=payload, headers={**origin, **signed_headers(payload)}),
+        webhook.send(data=payload, headers={**origin, "Stripe-Signature": "garbage"}),
+        webhook.send("OPTIONS", headers={**origin, "Access-Control-Request-Method": "POST"}),
+        webhook.send("GET", headers=origin),
+    ]
+
+    assert [r.status_code for r in responses] == [200, 400, 405, 405]
+    for response in responses:
+        assert not [name for name in response.headers.keys() if name.lower().startswith("access-control-")]
+
+
+# -- rolling the signing secret -----------------------------------------------
+
+
+@pytest.mark.parametrize("configured", [f"{WEBHOOK_SECRET},{NEW_SECRET}", f" {WEBHOOK_SECRET} , {NEW_SECRET} "])
+def test_while_rolling_both_the_old_and_the_new_secret_are_accepted(webhook, sqlite_payments, monkeypatch, configured):
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", configured)
+    first = stripe_objects.event("checkout.session.expired", stripe_objects.checkout_session(status="expired"))
+    second = stripe_objects.event("checkout.session.expired", stripe_objects.checkout_session(status="expired"))
+
+    assert webhook.deliver(first, secret=WEBHOOK_SECRET).status_code == 200
+    assert webhook.deliver(second, secret=NEW_SECRET).status_code == 200
+    assert sorted(sqlite_payments.event_ids()) == sorted([first["id"], second["id"]])
+
+
+def test_a_header_signed_with_old_and_new_secrets_is_accepted_by_either(webhook, sqlite_payments, monkeypatch):
+    """While a secret rolls, Stripe puts one v1 signature per secret in the header."""
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", NEW_SECRET)
+    event = stripe_objects.event("checkout.session.expired", stripe_objects.checkout_session(status="expired"))
+    payload = json.dumps(event)
+    now = int(time.time())
+    old_signature = signed_headers(payload, WEBHOOK_SECRET, now)["Stripe-Signature"]
+    new_signature = signed_headers(payload, NEW_SECRET, now)["Stripe-Signature"]
+    header = old_signature + "," + new_signature.split(",", 1)[1]
+
+    response = webhook.send(data=payload, headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+
+    assert response.status_code == 200
+    assert sqlite_payments.event_ids() == [event["id"]]
+
+
+def test_a_new_secret_is_refused_until_it_is_configured(webhook, sqlite_payments, session_id, completed):
+    assert_refused(webhook.deliver(completed, secret=NEW_SECRET))
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+# -- at-least-once delivery: duplicates and any order -------------------------
+
+
+def test_repeated_event_is_acknowledged_and_changes_nothing(webhook, payments, session_id, completed):
+    assert webhook.deliver(completed).get_json() == {"received": True, "duplicate": False}
+    before = payments.record(session_id)
+
+    again = webhook.deliver(completed)
+
+    assert again.status_code == 200
+    assert again.get_json() == {"received": True, "duplicate": True}
+    assert payments.record(session_id) == before
+    assert payments.event_ids() == [completed["id"]]
+
+
+def test_an_old_event_redelivered_after_a_newer_one_changes_nothing(webhook, payments, standin, session_id):
+    (completed,) = standin.complete(session_id, payment_status="unpaid")
+    (succeeded,) = standin.async_payment(session_id, succeeded=True)
+    webhook.deliver(completed)
+    webhook.deliver(succeeded)
+    before = payments.record(session_id)
+
+    assert webhook.deliver(completed).get_json()["duplicate"] is True
+    assert payments.record(session_id) == before
+
+
+FIRESTORE_EMULATOR_DOES_NOT_ISOLATE = (
+    "the test Firestore emulator does not isolate concurrent transactions: both read the same snapshot "
+    "and both commit, so a duplicate's commit fails with AlreadyExists (answered 503) and two events for "
+    "one session can overwrite each other (Firestore itself locks the documents a transaction reads)"
+)
+
+
+def post_at_once(apps, events: list[dict]) -> list:
+    """POST each event at the same moment, each through its own client, as Stripe's connections would."""
+    clients = [apps("api").test_client() for _ in events]
+    start = threading.Barrier(len(events))
+
+    def post(test_client, event):
+        payload = json.dumps(event)
+        start.wait()
+        return test_client.post("/webhook", data=payload, headers=signed_headers(payload))
+
+    with ThreadPoolExecutor(len(events)) as pool:
+        return list(pool.map(post, clients, events))
+
+
+def test_concurrent_deliveries_of_one_event_store_it_once(request, apps, payments, session_id, completed):
+    if payments.kind == "firestore":
+        request.applymarker(pytest.mark.xfail(reason=FIRESTORE_EMULATOR_DOES_NOT_ISOLATE))
+
+    responses = post_at_once(apps, [completed] * 8)
+
+    assert [r.status_code for r in responses] == [200] * 8
+    assert sorted(r.get_json()["duplicate"] for r in responses) == [False] + [True] * 7
+    assert payments.event_ids() == [completed["id"]]
+    assert payments.record(session_id)["payment_status"] == "paid"
+
+
+def test_concurrent_events_for_one_session_are_all_applied(request, apps, payments):
+    if payments.kind == "firestore":
+        request.applymarker(pytest.mark.xfail(reason=FIRESTORE_EMULATOR_DOES_NOT_ISOLATE))
+
+    for _ in range(5):  # a lost update needs the two writes to interleave: give it several chances
+        session = stripe_objects.checkout_session()
+        completed = stripe_objects.event(
+            "checkout.session.completed",
+            stripe_objects.session_after("checkout.session.completed", session, payment_status="unpaid"),
+            created=session["created"] + 1,
+        )
+        succeeded = stripe_objects.event(
+            "checkout.session.async_payment_succeeded",
+            stripe_objects.session_after("checkout.session.async_payment_succeeded", session),
+            created=session["created"] + 2,
+        )
+
+        responses = post_at_once(apps, [completed, succeeded])
+
+        assert [r.status_code for r in responses] == [200, 200]
+        assert payments.record(session["id"])["payment_status"] == "paid"
+
+
+def _lifecycle() -> dict[str, dict]:
+    """One session's events, each a second apart in this order.
+
+    Stripe would not send all four for one session, but each may arrive
+    late, early or twice, so whatever order they arrive in must give one
+    answer: complete (status never goes back), paid (payment_status never
+    goes back), described by the newest event.
+    """
+    session = stripe_objects.checkout_session(customer_email="buyer@example.com")
+    t = session["created"]
+    built = {}
+    for offset, (name, event_type, overrides) in enumerate(
+        [
+            ("expired", "checkout.session.expired", {}),
+            ("completed-unpaid", "checkout.session.completed", {"payment_status": "unpaid"}),
+            ("async-failed", "checkout.session.async_payment_failed", {}),
+            ("async-succeeded", "checkout.session.async_payment_succeeded", {}),
+        ],
+        start=1,
+    ):
+        after = stripe_objects.session_after(event_type, session, **overrides)
+        built[name] = stripe_objects.event(event_type, after, created=t + offset)
+    return built
+
+
+LIFECYCLE = _lifecycle()
+NEWEST = LIFECYCLE["async-succeeded"]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(LIFECYCLE)), ids="+".join)
+def test_every_delivery_order_gives_the_same_record(webhook, payments, order):
+    for name in order:
+        assert webhook.deliver(LIFECYCLE[name]).status_code == 200
+
+    newest_session = NEWEST["data"]["object"]
+    record = payments.record(newest_session["id"])
+    assert record["paid_at"] and record["updated_at"]
+    assert {k: v for k, v in record.items() if k not in ("paid_at", "updated_at")} == {
+        "session_id": newest_session["id"],
+        "status": "complete",
+        "payment_status": "paid",
+        "created": newest_session["created"],
+        "amount_total": 1900,
+        "currency": "eur",
+        "customer_email": "buyer@example.com",
+        "metadata": newest_session["metadata"],
+        "payment_intent": newest_session["payment_intent"],
+        "livemode": False,
+        "last_event_id": NEWEST["id"],
+        "last_event_created": NEWEST["created"],
+    }
+    assert sorted(payments.event_ids()) == sorted(e["id"] for e in LIFECYCLE.values())
+
+
+# -- nothing is lost when the store is down -------------------------------------
+
+
+def test_firestore_unreachable_is_a_quick_5xx_and_the_retry_is_recorded_once(
+    client, standin, session_id, completed, firestore_emulator, monkeypatch, log_lines
+):
+    monkeypatch.setenv("PAYMENTS_STORE", "firestore")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", unique_project_id())
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", closed_port_address())
+    reset_instance()
+    payload = json.dumps(completed)
+    headers = signed_headers(payload)
+
+    started = time.monotonic()
+    response = client.post("/webhook", data=payload, headers=headers)
+    elapsed = time.monotonic() - started
+
+    assert 500 <= response.status_code < 600
+    assert response.get_json()["error"]
+    assert elapsed < 12
+    errors = [line for line in log_lines() if line.get("severity") == "ERROR"]
+    assert [line["httpRequest"]["status"] for line in errors if "httpRequest" in line] == [response.status_code]
+
+    # Firestore is back; Stripe retries the same delivery.
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator)
+    reset_instance()
+    payments = StoredPayments("firestore")
+    assert_nothing_stored(payments, session_id)
+
+    retried = client.post("/webhook", data=payload, headers=headers)
+
+    assert retried.status_code == 200
+    assert retried.get_json() == {"received": True, "duplicate": False}
+    assert payments.record(session_id)["payment_status"] == "paid"
+    assert payments.event_ids() == [completed["id"]]
+    assert client.post("/webhook", data=payload, headers=headers).get_json()["duplicate"] is True
+
+
+# -- logs and secrets ------------------------------------------------------------
+
+
+def test_each_request_writes_one_json_request_line(webhook, sqlite_payments, completed, log_lines):
+    log_lines()  # forget what setting up the session wrote
+    payload = json.dumps(completed)
+    statuses = [
+        webhook.post(payload).status_code,
+        webhook.send(data=payload, headers={"Stripe-Signature": "garbage"}).status_code,
+        webhook.send("GET").status_code,
+    ]
+
+    lines = log_lines()
+    assert not [line for line in lines if "raw" in line], "every log line is a JSON object"
+    request_lines = [line for line in lines if "httpRequest" in line]
+    assert [line["httpRequest"]["status"] for line in request_lines] == statuses == [200, 400, 405]
+    assert [line["severity"] for line in request_lines] == ["INFO", "WARNING", "WARNING"]
+    assert {line["endpoint"] for line in request_lines} == {"stripe_webhook"}
+
+
+def test_secrets_never_appear_in_responses_or_logs(webhook, sqlite_payments, standin, session_id, monkeypatch,
+                                                   log_lines):
+    (completed,) = standin.complete(session_id)
+    client_secret = standin.session(session_id)["client_secret"]
+    payload = json.dumps(completed)
+    responses = [
+        webhook.post(payload),
+        webhook.post(payload),
+        webhook.post(payload, secret=NEW_SECRET),
+        webhook.post(payload, timestamp=int(time.time()) - 3600),
+        webhook.send(data=payload, headers={"Stripe-Signature": "garbage"}),
+        webhook.send("GET"),
+    ]
+    # A misconfigured secret is reported by name, never by value.
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "not-a-signing-secret-" + WEBHOOK_SECRET)
+    reset_instance()
+    misconfigured = webhook.post(payload)
+    assert misconfigured.status_code == 500
+    assert "STRIPE_WEBHOOK_SECRET" in misconfigured.get_json()["error"]
+    responses.append(misconfigured)
+
+    seen = [r.get_data(as_text=True) + json.dumps(dict(r.headers)) for r in responses]
+    seen += [json.dumps(line) for line in log_lines()]
+    for secret in (WEBHOOK_SECRET, NEW_SECRET, TEST_KEY, client_secret):
+        assert not [text for text in seen if secret in text]
