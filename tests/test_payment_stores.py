@@ -1,0 +1,461 @@
+"""Both payment stores keep the promises of `PaymentStore`.
+
+One contract suite runs against each store: SQLite on a temporary file, and
+Firestore through the real client on a local emulator (a fresh project per
+test, so tests never see each other's data). What each store wrote is read
+back with the raw SQLite or Firestore client, to check the stored layout
+that operators and other tools rely on.
+
+The emulator does not isolate transactions, so racing duplicate deliveries
+are proven against SQLite, where the locking is real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from google.cloud import firestore
+
+from payments import firestore_store, sqlite_store, state
+from payments.firestore_store import FirestoreStore
+from payments.sqlite_store import SqliteStore
+from payments.store import StoreUnavailable
+from tests.support.firestore import firestore_emulator, firestore_project, unique_project_id  # noqa: F401
+from tests.support.stripe_objects import checkout_session, event, session_after
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+T0 = 1_800_000_000
+COMPLETED = "checkout.session.completed"
+SUCCEEDED = "checkout.session.async_payment_succeeded"
+EXPIRED = "checkout.session.expired"
+
+PAYMENT_FIELDS = {
+    "session_id",
+    "status",
+    "payment_status",
+    "amount_total",
+    "currency",
+    "customer_email",
+    "metadata",
+    "payment_intent",
+    "livemode",
+    "created",
+    "updated_at",
+    "paid_at",
+    "last_event_id",
+    "last_event_created",
+}
+EVENT_FIELDS = {"type", "session_id", "created", "received_at"}
+
+
+@dataclass
+class Backend:
+    """A store under test, and raw reads of what it wrote, bypassing the store."""
+
+    name: str
+    store: object
+    raw_payment: Callable[[str], dict | None]
+    raw_event: Callable[[str], dict | None]
+    as_time: Callable[[object], datetime]
+    applies_every_server_timestamp: bool = True
+
+
+def sqlite_backend(path: Path) -> Backend:
+    def rows(sql, key):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.row_factory = sqlite3.Row
+            return db.execute(sql, (key,)).fetchone()
+
+    def raw_payment(session_id):
+        row = rows("SELECT record FROM payments WHERE session_id = ?", session_id)
+        return json.loads(row["record"]) if row else None
+
+    def raw_event(event_id):
+        row = rows("SELECT type, session_id, created, received_at FROM stripe_events WHERE event_id = ?", event_id)
+        return dict(row) if row else None
+
+    return Backend("sqlite", SqliteStore(path), raw_payment, raw_event, datetime.fromisoformat)
+
+
+def firestore_backend(project: str, monkeypatch) -> Backend:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)  # the store's client takes its project from here
+    raw = firestore.Client(project=project)
+
+    def document(collection, doc_id):
+        snapshot = raw.collection(collection).document(doc_id).get()
+        return snapshot.to_dict() if snapshot.exists else None
+
+    return Backend(
+        "firestore",
+        FirestoreStore("payments", "stripe_events"),
+        functools.partial(document, "payments"),
+        functools.partial(document, "stripe_events"),
+        lambda value: value,  # the client already returns datetimes
+        applies_every_server_timestamp=_applies_every_server_timestamp(os.environ["FIRESTORE_EMULATOR_HOST"]),
+    )
+
+
+@functools.cache
+def _applies_every_server_timestamp(emulator_host: str) -> bool:
+    """Whether the emulator sets every SERVER_TIMESTAMP of one write.
+
+    @firestore-emulator/server 0.3.15 stops after the first field transform
+    of a write, and the client sends transforms sorted by field path, so a
+    write that sets both paid_at and updated_at stores paid_at only. Real
+    Firestore sets both.
+    """
+    probe = firestore.Client(project=unique_project_id("probe")).collection("probe").document("timestamps")
+    probe.set({"a": firestore.SERVER_TIMESTAMP, "b": firestore.SERVER_TIMESTAMP})
+    return set(probe.get().to_dict()) == {"a", "b"}
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def backend(request, tmp_path, monkeypatch) -> Backend:
+    if request.param == "sqlite":
+        return sqlite_backend(tmp_path / "data" / "payments.db")
+    return firestore_backend(request.getfixturevalue("firestore_project"), monkeypatch)
+
+
+@pytest.fixture
+def sqlite(tmp_path) -> Backend:
+    return sqlite_backend(tmp_path / "payments.db")
+
+
+def session_event(event_type, session, created=T0, id=None, **session_fields):
+    return event(event_type, session_after(event_type, session, **session_fields), created=created, id=id)
+
+
+def without_times(record):
+    return {k: v for k, v in record.items() if k not in ("updated_at", "paid_at")}
+
+
+def expected_record(events):
+    """What the state machine makes of `events` applied in the order Stripe created them."""
+    record = None
+    for e in sorted(events, key=lambda e: (e["created"], e["id"])):
+        record = state.apply(record, state.change_from_event(e), now="now")
+    return record
+
+
+# The contract, for both stores.
+
+
+def test_record_event_stores_the_payment_record_and_the_event(backend):
+    session = checkout_session()
+    e = session_event(COMPLETED, session, payment_status="unpaid", email="ada@example.com")
+
+    assert backend.store.record_event(e) is True
+
+    payment = backend.raw_payment(session["id"])
+    assert set(payment) == PAYMENT_FIELDS
+    assert without_times(payment) == {
+        "session_id": session["id"],
+        "status": "complete",
+        "payment_status": "unpaid",
+        "amount_total": 1900,
+        "currency": "eur",
+        "customer_email": "ada@example.com",
+        "metadata": {"product": "hero-me", "order_ref": "ord_000001"},
+        "payment_intent": e["data"]["object"]["payment_intent"],
+        "livemode": False,
+        "created": session["created"],
+        "last_event_id": e["id"],
+        "last_event_created": T0,
+    }
+    assert payment["paid_at"] is None
+    assert backend.as_time(payment["updated_at"]).tzinfo is not None
+
+    stored_event = backend.raw_event(e["id"])
+    assert set(stored_event) == EVENT_FIELDS
+    assert (stored_event["type"], stored_event["session_id"], stored_event["created"]) == (COMPLETED, session["id"], T0)
+    assert backend.as_time(stored_event["received_at"]).tzinfo is not None
+
+    assert backend.store.get_payment(session["id"]) == payment
+
+
+def test_first_paid_write_sets_paid_at_and_updated_at(backend):
+    if not backend.applies_every_server_timestamp:
+        pytest.xfail("this Firestore emulator keeps only the first server timestamp of a write")
+    session = checkout_session()
+
+    backend.store.record_event(session_event(COMPLETED, session))
+
+    payment = backend.raw_payment(session["id"])
+    assert backend.as_time(payment["paid_at"]) == backend.as_time(payment["updated_at"])
+
+
+def test_paid_at_is_kept_when_later_events_arrive(backend):
+    session = checkout_session()
+    backend.store.record_event(session_event(COMPLETED, session, T0, payment_status="unpaid"))
+    backend.store.record_event(session_event(SUCCEEDED, session, T0 + 60))
+    paid_at = backend.raw_payment(session["id"])["paid_at"]
+
+    backend.store.record_event(session_event(SUCCEEDED, session, T0 + 120))
+
+    assert paid_at and backend.raw_payment(session["id"])["paid_at"] == paid_at
+
+
+def test_duplicate_delivery_returns_false_and_changes_nothing(backend):
+    session = checkout_session()
+    e = session_event(COMPLETED, session)
+    backend.store.record_event(e)
+    payment, stored_event = backend.raw_payment(session["id"]), backend.raw_event(e["id"])
+
+    assert backend.store.record_event(e) is False
+
+    assert backend.raw_payment(session["id"]) == payment
+    assert backend.raw_event(e["id"]) == stored_event
+
+
+def test_out_of_order_deliveries_end_in_the_same_record(backend):
+    flow = [
+        (COMPLETED, T0, {"payment_status": "unpaid", "email": "first@example.com"}),
+        (SUCCEEDED, T0 + 60, {"email": "second@example.com"}),
+        (EXPIRED, T0 + 120, {}),
+    ]
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        session = checkout_session()
+        events = [session_event(t, session, created, **fields) for t, created, fields in flow]
+
+        assert all(backend.store.record_event(events[i]) for i in order)
+
+        stored = backend.store.get_payment(session["id"])
+        assert without_times(stored) == without_times(expected_record(events)), order
+        assert (stored["status"], stored["payment_status"], stored["last_event_id"]) == (
+            "complete",
+            "paid",
+            events[2]["id"],
+        )
+
+
+def test_record_session_fills_a_record_and_is_idempotent(backend):
+    session = checkout_session()
+    read = session_after(COMPLETED, session, email="read@example.com")
+
+    record = backend.store.record_session(read)
+
+    assert record["status"] == "complete" and record["payment_status"] == "paid"
+    assert record["customer_email"] == "read@example.com" and record["last_event_id"] is None
+    assert without_times(backend.store.get_payment(session["id"])) == without_times(record)
+
+    stored = backend.raw_payment(session["id"])
+    again = backend.store.record_session(read)
+
+    assert without_times(again) == without_times(record)
+    assert backend.raw_payment(session["id"]) == stored  # not even updated_at was rewritten
+
+
+def test_record_session_keeps_descriptions_from_events(backend):
+    session = checkout_session()
+    e = session_event(COMPLETED, session, payment_status="unpaid", email="event@example.com")
+    backend.store.record_event(e)
+
+    record = backend.store.record_session(session_after(SUCCEEDED, session, email="read@example.com"))
+
+    assert (record["payment_status"], record["customer_email"], record["last_event_id"]) == (
+        "paid",
+        "event@example.com",
+        e["id"],
+    )
+    assert without_times(backend.store.get_payment(session["id"])) == without_times(record)
+
+
+def test_event_after_a_session_read_is_still_recorded(backend):
+    session = checkout_session()
+    backend.store.record_session(session_after(COMPLETED, session, email="read@example.com"))
+    e = session_event(COMPLETED, session, email="event@example.com")
+
+    assert backend.store.record_event(e) is True
+
+    assert backend.store.get_payment(session["id"])["customer_email"] == "event@example.com"
+    assert backend.raw_event(e["id"]) is not None
+
+
+def test_get_payment_of_an_unknown_session_is_none(backend):
+    assert backend.store.get_payment(checkout_session()["id"]) is None
+
+
+def test_description_names_where_records_live(backend):
+    assert ("SQLite file" if backend.name == "sqlite" else "Firestore") in backend.store.description
+
+
+# SQLite: real locking, so racing deliveries are tested here.
+
+
+def test_sqlite_creates_its_folder_and_reopens_the_same_data(tmp_path):
+    path = tmp_path / "new" / "folder" / "payments.db"
+    session = checkout_session()
+    SqliteStore(path).record_event(session_event(COMPLETED, session))
+
+    reopened = SqliteStore(path)
+
+    assert reopened.get_payment(session["id"])["status"] == "complete"
+    assert reopened.description == f"SQLite file {path}"
+
+
+def test_sqlite_concurrent_duplicate_deliveries_record_each_event_once(sqlite):
+    session = checkout_session()
+    events = [
+        session_event(COMPLETED, session, T0, payment_status="unpaid"),
+        session_event(SUCCEEDED, session, T0 + 60),
+        session_event(COMPLETED, session, T0 + 1),
+        session_event(EXPIRED, session, T0 + 120),
+    ]
+    deliveries = [e for e in events for _ in range(8)]
+    random.Random(7).shuffle(deliveries)
+    start = threading.Barrier(len(deliveries))
+    results = []
+
+    def deliver(e):
+        start.wait()
+        results.append((e["id"], sqlite.store.record_event(e)))
+
+    threads = [threading.Thread(target=deliver, args=(e,)) for e in deliveries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    stored = sorted(event_id for event_id, stored in results if stored)
+    assert stored == sorted(e["id"] for e in events)
+    assert len(results) == len(deliveries)
+    assert without_times(sqlite.store.get_payment(session["id"])) == without_times(expected_record(events))
+
+
+# Each process delivers every event, in its own random order: the two race
+# for SQLite's write lock, and each finds events the other already stored.
+DELIVER_FROM_A_PROCESS = """
+import json, pathlib, random, sys, time
+from payments.sqlite_store import SqliteStore
+
+db, events_file, ready, me = sys.argv[1:]
+store = SqliteStore(pathlib.Path(db))
+events = json.loads(pathlib.Path(events_file).read_text())
+random.Random(me).shuffle(events)
+pathlib.Path(ready, me).touch()
+while len(list(pathlib.Path(ready).iterdir())) < 2:  # start together with the other process
+    time.sleep(0.001)
+print(json.dumps([e["id"] for e in events if store.record_event(e)]))
+"""
+
+
+def test_sqlite_duplicate_deliveries_from_two_processes_record_each_event_once(tmp_path):
+    db = tmp_path / "payments.db"
+    sessions = [checkout_session() for _ in range(40)]
+    events = [session_event(t, s, T0 + n) for s in sessions for n, t in enumerate((COMPLETED, SUCCEEDED, EXPIRED))]
+    (tmp_path / "events.json").write_text(json.dumps(events))
+    (tmp_path / "ready").mkdir()
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", DELIVER_FROM_A_PROCESS, db, tmp_path / "events.json", tmp_path / "ready", name],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
+    outputs = [process.communicate(timeout=30)[0] for process in processes]
+
+    assert [process.returncode for process in processes] == [0, 0]
+    stored = [event_id for output in outputs for event_id in json.loads(output)]
+    assert sorted(stored) == sorted(e["id"] for e in events)
+    store = SqliteStore(db)
+    for s in sessions:
+        mine = [e for e in events if e["data"]["object"]["id"] == s["id"]]
+        assert without_times(store.get_payment(s["id"])) == without_times(expected_record(mine))
+
+
+def test_sqlite_write_that_cannot_get_the_lock_is_unavailable_and_stores_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 0.2)
+    path = tmp_path / "payments.db"
+    store = SqliteStore(path)
+    e = session_event(COMPLETED, checkout_session())
+    other_writer = sqlite3.connect(path, isolation_level=None)
+    other_writer.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreUnavailable) as raised:
+            store.record_event(e)
+    finally:
+        other_writer.execute("ROLLBACK")
+        other_writer.close()
+
+    assert raised.value.status == 503
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+    assert store.record_event(e) is True  # Stripe's retry then stores it once
+
+
+# Firestore: a store that cannot reach Firestore fails fast and stores nothing.
+
+
+@pytest.fixture(params=["refused", "silent"])
+def unreachable_host(request):
+    """An address where no Firestore answers.
+
+    "refused": nothing listens, so connecting fails at once. "silent": a
+    socket accepts connections but never replies, like a network black hole,
+    so only deadlines end the calls.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if request.param == "silent":
+        listener.listen(16)
+    else:
+        listener.close()
+    yield f"127.0.0.1:{port}"
+    listener.close()
+
+
+def test_firestore_unreachable_raises_store_unavailable_quickly_and_stores_nothing(
+    firestore_emulator, firestore_project, unreachable_host, monkeypatch  # noqa: F811
+):
+    reachable = firestore_backend(firestore_project, monkeypatch)
+    session = checkout_session()
+    e = session_event(COMPLETED, session)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", unreachable_host)
+    unreachable = FirestoreStore("payments", "stripe_events")
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as raised:
+        unreachable.record_event(e)
+    elapsed = time.monotonic() - started
+
+    assert raised.value.status == 503
+    assert elapsed < 12
+    # The per-RPC bounds end it, before the operation's hard deadline would have to.
+    assert elapsed < firestore_store.OPERATION_TIMEOUT_SECONDS
+    assert reachable.raw_payment(session["id"]) is None
+    assert reachable.raw_event(e["id"]) is None
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator)
+    assert reachable.store.record_event(e) is True
+    assert reachable.store.record_event(e) is False
+    assert reachable.raw_payment(session["id"])["last_event_id"] == e["id"]
+
+
+def test_firestore_operation_past_its_deadline_raises_store_unavailable(monkeypatch):
+    monkeypatch.setattr(firestore_store, "OPERATION_TIMEOUT_SECONDS", 0.05)
+    release = threading.Event()
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        firestore_store._call_with_deadline(lambda: release.wait(5))
+    release.set()
+
+    assert time.monotonic() - started < 1
