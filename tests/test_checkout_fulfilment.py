@@ -1,0 +1,194 @@
+"""Fulfilment from the return page: GET /api/checkout/session-status records payments too.
+
+Stripe advises fulfilling from both the webhook and the page the buyer
+returns to, so a payment is on record even when the webhook is late or never
+comes. A session that can no longer change (paid, or expired) is answered
+from the store without asking Stripe again. Runs against both stores.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import TEST_KEY, reset_instance
+from tests.support.firestore import firestore_emulator, firestore_project  # noqa: F401
+from tests.test_webhook import StoredPayments, payments  # noqa: F401
+
+STATUS_PATH = "/api/checkout/session-status"
+CREATE_PATH = "/api/checkout/embedded-session"
+
+
+@pytest.fixture
+def session_id(client, standin):
+    """An open Checkout Session, created through our own create endpoint."""
+    response = client.post(CREATE_PATH, json={"customer_email": "buyer@example.com", "metadata": {"board": "feelings"}})
+    assert response.status_code == 200
+    return standin.sessions[-1]["id"]
+
+
+def status(test_client, session_id: str, path: str = STATUS_PATH) -> dict:
+    response = test_client.get(path, query_string={"session_id": session_id})
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_a_payment_completed_at_stripe_is_recorded_when_the_buyer_asks(client, payments, standin, session_id):
+    standin.complete(session_id)  # and the webhook never arrives
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+
+    record = payments.record(session_id)
+    assert (record["status"], record["payment_status"]) == ("complete", "paid")
+    assert record["paid_at"]
+    assert record["amount_total"] == 200
+    assert record["currency"] == "usd"
+    assert record["customer_email"] == "buyer@example.com"
+    assert record["metadata"] == {"board": "feelings"}
+    assert record["payment_intent"] == standin.session(session_id)["payment_intent"]
+    assert record["last_event_id"] is None
+    assert payments.event_ids() == []
+
+
+def test_asking_again_about_a_paid_session_makes_no_stripe_call(client, payments, standin, session_id):
+    standin.complete(session_id)
+    status(client, session_id)
+    calls = standin.request_count
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert standin.request_count == calls
+
+
+def test_a_payment_recorded_by_the_webhook_is_answered_without_asking_stripe(
+    client, payments, standin, session_id, deliver
+):
+    (completed,) = standin.complete(session_id)
+    assert deliver(completed).status_code == 200
+    calls = standin.request_count
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert standin.request_count == calls
+
+
+def test_an_expired_session_recorded_by_the_webhook_is_answered_without_asking_stripe(
+    client, payments, standin, session_id, deliver
+):
+    (expired,) = standin.expire(session_id)
+    assert deliver(expired).status_code == 200
+    calls = standin.request_count
+
+    assert status(client, session_id) == {"status": "expired", "payment_status": "unpaid"}
+    assert standin.request_count == calls
+
+
+def test_an_expired_session_not_yet_recorded_is_answered_from_stripe(client, payments, standin, session_id):
+    standin.expire(session_id)
+    calls = standin.request_count
+
+    assert status(client, session_id) == {"status": "expired", "payment_status": "unpaid"}
+    assert standin.request_count == calls + 1
+
+
+def test_an_open_session_always_asks_stripe_and_is_not_recorded(client, payments, standin, session_id):
+    for poll in range(1, 4):
+        calls = standin.request_count
+
+        assert status(client, session_id) == {"status": "open", "payment_status": "unpaid"}
+        assert standin.request_count == calls + 1, f"poll {poll} asked Stripe"
+
+    assert payments.record(session_id) is None
+
+
+def test_a_delayed_payment_is_recorded_unpaid_and_asked_about_until_it_is_paid(
+    client, payments, standin, session_id
+):
+    standin.complete(session_id, payment_status="unpaid")
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "unpaid"}
+    record = payments.record(session_id)
+    assert (record["status"], record["payment_status"], record["paid_at"]) == ("complete", "unpaid", None)
+
+    calls = standin.request_count
+    assert status(client, session_id) == {"status": "complete", "payment_status": "unpaid"}
+    assert standin.request_count == calls + 1
+
+    standin.async_payment(session_id, succeeded=True)  # its webhook has not arrived yet
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert payments.record(session_id)["payment_status"] == "paid"
+
+    calls = standin.request_count
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert standin.request_count == calls
+
+
+def test_the_webhook_arriving_after_the_return_page_keeps_one_paid_record(
+    client, payments, standin, session_id, deliver
+):
+    (completed,) = standin.complete(session_id)
+    status(client, session_id)
+    first = payments.record(session_id)
+
+    response = deliver(completed)
+
+    assert response.get_json() == {"received": True, "duplicate": False}
+    record = payments.record(session_id)
+    assert (record["status"], record["payment_status"]) == ("complete", "paid")
+    assert record["paid_at"] == first["paid_at"], "the time of payment is kept from the first record"
+    assert record["last_event_id"] == completed["id"]
+    assert payments.event_ids() == [completed["id"]]
+
+
+def test_the_return_page_after_a_delayed_payment_webhook_keeps_the_record_paid(
+    client, payments, standin, session_id, deliver
+):
+    (completed,) = standin.complete(session_id, payment_status="unpaid")
+    (succeeded,) = standin.async_payment(session_id, succeeded=True)
+    deliver(completed)
+    status(client, session_id)  # Stripe already says paid; the record follows
+    deliver(succeeded)
+
+    record = payments.record(session_id)
+    assert (record["status"], record["payment_status"]) == ("complete", "paid")
+    assert sorted(payments.event_ids()) == sorted([completed["id"], succeeded["id"]])
+
+
+def test_the_deployed_status_function_records_payments_too(function_client, payments, standin, session_id):
+    standin.complete(session_id)
+
+    assert status(function_client("session_status"), session_id, "/") == {
+        "status": "complete",
+        "payment_status": "paid",
+    }
+    assert payments.record(session_id)["payment_status"] == "paid"
+
+
+def test_a_store_outage_still_answers_the_buyer_from_stripe_and_logs_an_error(
+    client, standin, session_id, tmp_path, monkeypatch, log_lines
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the store's folder cannot be created: the store cannot open
+    monkeypatch.setenv("PAYMENTS_STORE", f"sqlite:///{blocker / 'payments.db'}")
+    reset_instance()
+    standin.complete(session_id)
+    log_lines()
+    calls = standin.request_count
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert standin.request_count == calls + 1
+
+    lines = log_lines()
+    errors = [line for line in lines if line.get("severity") == "ERROR"]
+    assert errors and all(line["endpoint"] == "session_status" for line in errors)
+    assert [line["httpRequest"]["status"] for line in lines if "httpRequest" in line] == [200]
+
+
+def test_status_answers_and_logs_never_carry_secrets(client, payments, standin, session_id, log_lines):
+    client_secret = standin.session(session_id)["client_secret"]
+    standin.complete(session_id)
+
+    answers = [client.get(STATUS_PATH, query_string={"session_id": session_id}) for _ in range(2)]
+
+    assert [set(a.get_json()) for a in answers] == [{"status", "payment_status"}] * 2
+    seen = [a.get_data(as_text=True) for a in answers] + [str(line) for line in log_lines()]
+    for secret in (client_secret, TEST_KEY):
+        assert not [text for text in seen if secret in text]
