@@ -82,6 +82,7 @@ def payments(request, env, monkeypatch):
 
 @pytest.fixture
 def sqlite_payments(env):
+    """The SQLite store alone, for refusals: they are turned away before any store is opened."""
     return StoredPayments("sqlite")
 
 
