@@ -2,8 +2,8 @@
 
 parse the id → check it is a Checkout Session id of our key's mode → answer
 from the payment store if the session is already settled there → otherwise
-ask Stripe, record a completed session (fulfilment from the return page, in
-case the webhook is late) → answer status and payment_status.
+ask Stripe, record a completed or expired session (fulfilment from the
+return page, in case the webhook is late) → answer status and payment_status.
 
 The id is checked before any call, so nothing a client sends can steer the
 request to another Stripe path.
@@ -33,7 +33,7 @@ def session_status(request, settings: Settings) -> tuple[dict, int]:
         return answer(record), 200
 
     session = retrieve(settings, session_id)
-    if session["status"] == "complete":
+    if session["status"] in ("complete", "expired"):
         fulfil(request, settings, session)
     return answer(session), 200
 
@@ -69,13 +69,13 @@ def recorded_payment(request, settings: Settings, session_id: str) -> dict | Non
     """The stored record, or None: a store outage must not stop the buyer's page."""
     try:
         return get_store(settings).get_payment(session_id)
-    except HttpError as error:
-        logs.error_line(request, "session_status", error.status, "Payment store read failed; asking Stripe.", error)
+    except Exception as error:
+        logs.error_line(request, "session_status", 503, "Payment store read failed; asking Stripe.", error)
         return None
 
 
 def fulfil(request, settings: Settings, session: dict) -> None:
-    """Record a completed session, the same idempotent way the webhook does.
+    """Record a settled session, the same idempotent way the webhook does.
 
     Stripe advises fulfilling from the return page as well as the webhook, so
     a payment is on record even if the webhook is late or misconfigured. If
@@ -84,5 +84,5 @@ def fulfil(request, settings: Settings, session: dict) -> None:
     """
     try:
         get_store(settings).record_session(session)
-    except HttpError as error:
-        logs.error_line(request, "session_status", error.status, "Could not record completed session.", error)
+    except Exception as error:
+        logs.error_line(request, "session_status", 503, "Could not record the settled session.", error)

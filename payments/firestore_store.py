@@ -81,12 +81,17 @@ class FirestoreStore:
 
         def run() -> bool:
             client = self._get_client()
-            return _record_event(
-                client.transaction(),
-                client.collection(self.payments_collection).document(change.session_id),
-                client.collection(self.events_collection).document(change.event_id),
-                change,
-            )
+            try:
+                return _record_event(
+                    client.transaction(),
+                    client.collection(self.payments_collection).document(change.session_id),
+                    client.collection(self.events_collection).document(change.event_id),
+                    change,
+                )
+            except api_exceptions.AlreadyExists:
+                # A concurrent delivery of the same event committed first; ours
+                # committed nothing (the transaction is atomic), so it is a duplicate.
+                return False
 
         return _call_with_deadline(run)
 

@@ -476,10 +476,7 @@ def post_at_once(apps, events: list[dict]) -> list:
         return list(pool.map(post, clients, events))
 
 
-def test_concurrent_deliveries_of_one_event_store_it_once(request, apps, payments, session_id, completed):
-    if payments.kind == "firestore":
-        request.applymarker(pytest.mark.xfail(reason=FIRESTORE_EMULATOR_DOES_NOT_ISOLATE))
-
+def test_concurrent_deliveries_of_one_event_store_it_once(apps, payments, session_id, completed):
     responses = post_at_once(apps, [completed] * 8)
 
     assert [r.status_code for r in responses] == [200] * 8
