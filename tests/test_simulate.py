@@ -157,3 +157,15 @@ def test_command_line_without_a_stand_in_points_to_the_stripe_cli(tmp_path):
 
     assert result.returncode == 1
     assert "stripe listen --forward-to" in result.stderr
+
+
+def test_latest_is_the_newest_open_session(stack, config):
+    older, newer = create_session(stack), create_session(stack)
+    try:
+        latest = simulate.latest_open_session(config)
+    except simulate.SimulationError as error:
+        if "cannot list" in str(error):
+            pytest.xfail("the Stripe stand-in does not serve GET /v1/checkout/sessions (list) yet")
+        raise
+
+    assert latest == newer != older
