@@ -457,8 +457,8 @@ def test_an_old_event_redelivered_after_a_newer_one_changes_nothing(webhook, pay
 
 FIRESTORE_EMULATOR_DOES_NOT_ISOLATE = (
     "the test Firestore emulator does not isolate concurrent transactions: both read the same snapshot "
-    "and both commit, so a duplicate's commit fails with AlreadyExists (answered 503) and two events for "
-    "one session can overwrite each other (Firestore itself locks the documents a transaction reads)"
+    "and both commit, so two events for one session can overwrite each other (Firestore itself locks "
+    "the documents a transaction reads; the SQLite run of this test proves the rule)"
 )
 
 
