@@ -510,8 +510,15 @@ class LocalStack:
         }
         if self.mode == "stripe" and not publishable.startswith("pk_test_"):
             self.notes.append("Set STRIPE_PUBLISHABLE_KEY=pk_test_… so the example page can mount Embedded Checkout.")
-        self.page = ExamplePageServer(config, self.options.host, self.options.page_port)
-        self.page.start()
+        page = ExamplePageServer(config, self.options.host, self.options.page_port)
+        try:
+            page.start()
+        except OSError as error:
+            raise PortInUse(
+                f"The example page could not listen on port {self.options.page_port} ({error.strerror}); "
+                "choose another with --page-port N."
+            ) from error
+        self.page = page
 
     def _write_env_file(self) -> None:
         """The settings `devtools.simulate` needs, readable by this user only."""
