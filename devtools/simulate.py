@@ -188,11 +188,6 @@ def latest_open_session(config: Config) -> str:
     except stripe.APIConnectionError as error:
         raise SimulationError(f"Cannot reach the Stripe stand-in at {config.stripe_url}: is `make run` running?") from error
     except stripe.InvalidRequestError as error:
-        if error.http_status == 404:
-            raise SimulationError(
-                "This Stripe stand-in cannot list Checkout Sessions, so `latest` is unavailable; "
-                "pass the session id the example page shows."
-            ) from error
         raise SimulationError(f"Listing sessions failed: {error.user_message}") from error
     if not sessions.data:
         raise SimulationError("No open Checkout Session: press Pay on the example page first.")

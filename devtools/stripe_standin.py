@@ -58,6 +58,7 @@ from stripe._stripe_context import StripeContext
 from stripe.params.checkout import (
     SessionCreateParams,
     SessionExpireParams,
+    SessionListParams,
     SessionRetrieveParams,
 )
 
@@ -1218,6 +1219,8 @@ class StripeStandin:
     def _dispatch(self, call: "_ApiCall") -> _Reply:
         if call.path == _SESSIONS_PATH and call.method == "POST":
             return self._create(call)
+        if call.path == _SESSIONS_PATH and call.method == "GET":
+            return self._list(call)
         match = _SESSION_PATH_RE.match(call.path)
         if match and call.method == "GET":
             return self._retrieve(call, match.group(1))
@@ -1238,6 +1241,24 @@ class StripeStandin:
         record = _SessionRecord(session, call.api_version, line_items)
         self._sessions[session["id"]] = record
         return _Reply(200, _json_bytes(record.render(call.api_version, expand)), {})
+
+    def _list(self, call: "_ApiCall") -> _Reply:
+        """Newest first, as Stripe lists; only `status` and `limit` filter here."""
+        params = check_params(call.params, SessionListParams) or {}
+        limit = int(params.get("limit") or 10)
+        if not 1 <= limit <= 100:
+            raise StripeError(400, "limit must be between 1 and 100", param="limit")
+        records = [
+            r for r in reversed(list(self._sessions.values()))
+            if r.data["livemode"] == call.livemode and params.get("status") in (None, r.data["status"])
+        ]
+        page = {
+            "object": "list",
+            "data": [r.render(call.api_version) for r in records[:limit]],
+            "has_more": len(records) > limit,
+            "url": _SESSIONS_PATH,
+        }
+        return _Reply(200, _json_bytes(page), {})
 
     def _retrieve(self, call: "_ApiCall", session_id: str) -> _Reply:
         expand = _expand_list(check_params(call.params, SessionRetrieveParams) or {})

@@ -76,7 +76,8 @@ def test_async_failure_leaves_the_payment_complete_but_unpaid(stack, config):
         ("checkout.session.async_payment_failed", 200),
     ]
     assert (report.recorded["status"], report.recorded["payment_status"]) == ("complete", "unpaid")
-    assert report.recorded["last_event_id"] == report.deliveries[-1].event_id
+    # Both events may carry the same second; the record then names either, by event id.
+    assert report.recorded["last_event_id"] in {d.event_id for d in report.deliveries}
     assert report.status == {"status": "complete", "payment_status": "unpaid"}
 
 
@@ -161,11 +162,6 @@ def test_command_line_without_a_stand_in_points_to_the_stripe_cli(tmp_path):
 
 def test_latest_is_the_newest_open_session(stack, config):
     older, newer = create_session(stack), create_session(stack)
-    try:
-        latest = simulate.latest_open_session(config)
-    except simulate.SimulationError as error:
-        if "cannot list" in str(error):
-            pytest.xfail("the Stripe stand-in does not serve GET /v1/checkout/sessions (list) yet")
-        raise
+    latest = simulate.latest_open_session(config)
 
     assert latest == newer != older

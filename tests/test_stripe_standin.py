@@ -722,3 +722,13 @@ def test_command_line_serves_until_sigterm():
             process.kill()
     assert url.startswith("http://127.0.0.1:")
     assert response.json()["data"] == []
+
+
+def test_list_returns_sessions_of_a_status_newest_first(fake_stripe):
+    first, second, third = (create(fake_stripe) for _ in range(3))
+    make_client(fake_stripe).v1.checkout.sessions.expire(third.id)
+
+    page = make_client(fake_stripe).v1.checkout.sessions.list(params={"status": "open", "limit": 10})
+
+    assert [s.id for s in page.data] == [second.id, first.id]
+    assert page.has_more is False
