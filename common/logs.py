@@ -27,7 +27,11 @@ def _trace(request) -> dict:
 def write(severity: str, message: str, request=None, **fields) -> None:
     entry = {"severity": severity, "message": message, **fields, **_trace(request)}
     stream = sys.stderr if severity in ("ERROR", "CRITICAL") else sys.stdout
-    print(json.dumps(entry, default=str), file=stream, flush=True)
+    # One write per line: print() writes the text and the newline separately,
+    # and concurrent requests (one per serving thread) then interleave them,
+    # which breaks lines Cloud Logging would otherwise parse as JSON.
+    stream.write(json.dumps(entry, default=str) + "\n")
+    stream.flush()
 
 
 def request_line(request, name: str, status: int, seconds: float) -> None:
