@@ -1,0 +1,121 @@
+"""The in-memory moving window behind RATE_LIMIT_* with the default memory:// storage.
+
+`common.ratelimit` counts in memory itself instead of through the `limits`
+library (whose memory storage starts a timer thread every 10 ms under load),
+so these tests pin it to the same notation and the same moving-window
+answers, including under concurrent requests.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import limits
+import pytest
+
+from common import ratelimit
+from common.ratelimit import MemoryCounts, Rate, parse_rates
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["10/minute", "10 per minute", "1/second; 5/minute", "2/3 hours", "100/day,1000/month|5000/year", " 7 / Seconds "],
+)
+def test_rates_mean_what_limits_says_they_mean(text):
+    ours = [(rate.amount, rate.seconds) for rate in parse_rates(text)]
+    theirs = [(item.amount, item.get_expiry()) for item in limits.parse_many(text)]
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("text", ["lots", "10/fortnight", "10/minute;", "", "/minute", "ten/minute"])
+def test_what_limits_refuses_is_refused(text):
+    with pytest.raises(ValueError):
+        limits.parse_many(text)
+    with pytest.raises(ValueError):
+        parse_rates(text)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(ratelimit.time, "monotonic", clock)
+    return clock
+
+
+def test_the_window_moves_with_the_oldest_hit(clock):
+    counts, rate = MemoryCounts(), Rate(2, 60, "2/minute")
+
+    assert counts.hit(rate, "create", "203.0.113.7") is None
+    clock.now += 20
+    assert counts.hit(rate, "create", "203.0.113.7") is None
+    clock.now += 10
+    assert counts.hit(rate, "create", "203.0.113.7") == pytest.approx(30)  # the first hit leaves the window at +60
+    clock.now += 30
+    assert counts.hit(rate, "create", "203.0.113.7") is None
+    assert counts.hit(rate, "create", "203.0.113.7") == pytest.approx(20)
+
+
+def test_clients_scopes_and_rates_are_counted_apart(clock):
+    counts, rate = MemoryCounts(), Rate(1, 60, "1/minute")
+
+    assert counts.hit(rate, "create", "203.0.113.7") is None
+    assert counts.hit(rate, "create", "198.51.100.9") is None
+    assert counts.hit(rate, "status", "203.0.113.7") is None
+    assert counts.hit(Rate(1, 3600, "1/hour"), "create", "203.0.113.7") is None
+    assert counts.hit(rate, "create", "203.0.113.7") is not None
+
+
+def test_a_zero_rate_refuses_everything_for_a_whole_window(clock):
+    assert MemoryCounts().hit(Rate(0, 60, "0/minute"), "create", "203.0.113.7") == 60
+
+
+def test_idle_clients_are_forgotten(clock):
+    counts, rate = MemoryCounts(), Rate(5, 60, "5/minute")
+    counts.hit(rate, "create", "203.0.113.7")
+
+    clock.now += ratelimit.SWEEP_INTERVAL_SECONDS + 61
+    counts.hit(rate, "create", "198.51.100.9")
+
+    assert [key for (_, _, key) in counts._hits] == ["198.51.100.9"]
+
+
+def test_concurrent_hits_allow_exactly_the_limit():
+    counts, rate = MemoryCounts(), Rate(100, 60, "100/minute")
+    allowed = []
+    start = threading.Barrier(16)
+
+    def client():
+        start.wait()
+        allowed.extend(counts.hit(rate, "create", "203.0.113.7") is None for _ in range(50))
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert allowed.count(True) == 100
+
+
+def test_counts_kept_through_limits_give_the_same_answers():
+    """The path a redis:// storage takes, exercised with limits' own memory storage."""
+    counts, rate = ratelimit.SharedCounts("memory://"), Rate(2, 60, "2/minute")
+
+    answers = [counts.hit(rate, "create", "203.0.113.7") for _ in range(3)]
+
+    assert answers[:2] == [None, None]
+    assert 0 < answers[2] <= 60
+
+
+def test_an_unusable_storage_uri_is_a_setting_error():
+    with pytest.raises(ratelimit.SettingError) as refused:
+        ratelimit.SharedCounts("nosuchscheme://somewhere")
+    assert refused.value.name == "RATE_LIMIT_STORAGE_URI"
