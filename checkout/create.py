@@ -36,12 +36,11 @@ def create_embedded_session(request, settings: Settings) -> tuple[dict, int]:
     idempotency_key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
     params = session_params(settings.return_url, **fields)
 
-    options = {"idempotency_key": idempotency_key} if idempotency_key else {}
     try:
-        session = stripe_api.get_client(settings).v1.checkout.sessions.create(params=params, options=options)
+        session = stripe_api.create_checkout_session(settings, params, idempotency_key)
     except stripe.StripeError as error:
         raise stripe_api.as_http_error(error) from error
-    return {"client_secret": session.client_secret}, 200
+    return {"client_secret": session["client_secret"]}, 200
 
 
 def parse_body(raw: bytes) -> dict:

@@ -55,14 +55,13 @@ def answer(session: dict) -> dict:
 
 def retrieve(settings: Settings, session_id: str) -> dict:
     try:
-        session = stripe_api.get_client(settings).v1.checkout.sessions.retrieve(session_id)
+        return stripe_api.retrieve_checkout_session(settings, session_id)
     except stripe.InvalidRequestError as error:
         if error.http_status == 404:
             raise HttpError(404, "No such checkout session.") from error
         raise stripe_api.as_http_error(error) from error
     except stripe.StripeError as error:
         raise stripe_api.as_http_error(error) from error
-    return session.to_dict()
 
 
 def recorded_payment(request, settings: Settings, session_id: str) -> dict | None:
