@@ -7,8 +7,10 @@ switches the delimiter (`gcloud topic escaping`). Each deploy's environment
 is then rebuilt from the config, secrets replaced by test values, and its
 entry point serves real requests through functions-framework with nothing
 else in the environment: a setting the code needs but the deploy lacks makes
-it fail, and every setting and secret a deploy is given must change what it
-serves when taken away, so none is handed out that the code does not use.
+it fail, and every secret and setting a deploy is given must change what it
+serves when taken away (the few no request can show are instead checked to
+go exactly where they are used), so none is handed out that the code does
+not use.
 
 The ignore files are checked with git's ignore rules, which `.gcloudignore`
 borrows (`gcloud topic gcloudignore`; `#!include:` is expanded here as gcloud
@@ -210,6 +212,7 @@ class Deploy:
 
 
 def is_deploy(step: dict) -> bool:
+    # bash -c SCRIPT gcloud functions|run deploy NAME --flags...
     args = step.get("args", [])
     return step.get("entrypoint") == "bash" and len(args) > 4 and args[2] == "gcloud" and args[4] == "deploy"
 
