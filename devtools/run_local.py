@@ -435,7 +435,7 @@ class LocalStack:
 
     def _start_firestore(self) -> None:
         # The launcher lives with the test support code; the same emulator serves both.
-        from tests.support.firestore import EmulatorError, start_firestore_emulator
+        from devtools.firestore_emulator import EmulatorError, start_firestore_emulator
 
         try:
             self.emulator = start_firestore_emulator()

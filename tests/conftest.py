@@ -9,6 +9,8 @@ forgotten between tests), and test clients for each entry point.
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,10 @@ from functions_framework import create_app
 from common import ratelimit, secrets, settings, stripe_api
 from devtools.stripe_standin import StripeStandin
 from payments import store
+
+# Fixtures every module may use: the Firestore emulator (one per session) and
+# a local Secret Manager.
+pytest_plugins = ["tests.support.firestore", "tests.support.secret_manager"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "main.py")
@@ -140,3 +146,50 @@ def deliver(client):
 
     return send
 
+
+class StoredPayments:
+    """What the app under test has stored, read back as an operator would."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def record(self, session_id: str) -> dict | None:
+        store_ = store.get_store(settings.get())
+        assert store_.description.startswith("Firestore" if self.kind == "firestore" else "SQLite")
+        return store_.get_payment(session_id)
+
+    def event_ids(self) -> list[str]:
+        """Ids of the events stored, in no particular order."""
+        if self.kind == "firestore":
+            from google.cloud import firestore
+
+            client = firestore.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"])
+            try:
+                return [doc.id for doc in client.collection("stripe_events").stream()]
+            finally:
+                client.close()
+        path = os.environ["PAYMENTS_STORE"][len("sqlite:///"):]
+        if not os.path.exists(path):
+            return []
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "stripe_events" not in tables:
+                return []
+            return [row[0] for row in db.execute("SELECT event_id FROM stripe_events")]
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def payments(request, env, monkeypatch):
+    """The store the app writes to: an SQLite file, or a fresh Firestore emulator project."""
+    if request.param == "firestore":
+        project = request.getfixturevalue("firestore_project")
+        monkeypatch.setenv("PAYMENTS_STORE", "firestore")
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)
+        reset_instance()  # settings are read once per instance: start a fresh one
+    return StoredPayments(request.param)
+
+
+@pytest.fixture
+def sqlite_payments(env):
+    """The SQLite store alone, for refusals: they are turned away before any store is opened."""
+    return StoredPayments("sqlite")

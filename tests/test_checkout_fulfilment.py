@@ -11,8 +11,6 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import TEST_KEY, reset_instance
-from tests.support.firestore import firestore_emulator, firestore_project  # noqa: F401
-from tests.test_webhook import payments  # noqa: F401  (the store fixture, over SQLite and Firestore)
 
 STATUS_PATH = "/api/checkout/session-status"
 CREATE_PATH = "/api/checkout/embedded-session"

@@ -14,12 +14,7 @@ from google.api_core import exceptions
 from google.api_core.retry import Retry
 from google.cloud import firestore
 
-from tests.support.firestore import (  # noqa: F401
-    EmulatorError,
-    firestore_emulator,
-    firestore_project,
-    start_firestore_emulator,
-)
+from devtools.firestore_emulator import EmulatorError, start_firestore_emulator
 
 
 @pytest.fixture

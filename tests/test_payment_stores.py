@@ -35,7 +35,7 @@ from payments import firestore_store, sqlite_store, state
 from payments.firestore_store import FirestoreStore
 from payments.sqlite_store import SqliteStore
 from payments.store import StoreUnavailable
-from tests.support.firestore import firestore_emulator, firestore_project, unique_project_id  # noqa: F401
+from tests.support.firestore import unique_project_id
 from tests.support.stripe_objects import checkout_session, event, session_after
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -423,7 +423,7 @@ def unreachable_host(request):
 
 
 def test_firestore_unreachable_raises_store_unavailable_quickly_and_stores_nothing(
-    firestore_emulator, firestore_project, unreachable_host, monkeypatch  # noqa: F811
+    firestore_emulator, firestore_project, unreachable_host, monkeypatch
 ):
     reachable = firestore_backend(firestore_project, monkeypatch)
     session = checkout_session()

@@ -15,7 +15,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
     SecretManagerServiceGrpcTransport,
 )
 
-from tests.support.secret_manager import crc32c, secret_manager_server  # noqa: F401
+from tests.support.secret_manager import crc32c
 
 NAME = "projects/test-project/secrets/stripe-api-key/versions/3"
 

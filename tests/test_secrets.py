@@ -8,7 +8,6 @@ import pytest
 import stripe
 
 from tests.conftest import TEST_KEY, WEBHOOK_SECRET
-from tests.support.secret_manager import secret_manager_server  # noqa: F401
 
 KEY_VERSION = "projects/hero-me/secrets/stripe-secret-key/versions/3"
 WEBHOOK_VERSION = "projects/hero-me/secrets/stripe-webhook-secret/versions/latest"

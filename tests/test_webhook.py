@@ -11,20 +11,16 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import socket
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from common import settings as app_settings
-from payments.store import get_store
-from tests.conftest import TEST_KEY, WEBHOOK_SECRET, reset_instance, signed_headers
+from tests.conftest import TEST_KEY, WEBHOOK_SECRET, StoredPayments, reset_instance, signed_headers
 from tests.support import stripe_objects
-from tests.support.firestore import firestore_emulator, firestore_project, unique_project_id  # noqa: F401
+from tests.support.firestore import unique_project_id
 
 MAX_BODY_BYTES = 1024 * 1024
 NEW_SECRET = "whsec_" + "rolledsecretforthesuite98765"
@@ -33,57 +29,6 @@ CREATE_PATH = "/api/checkout/embedded-session"
 # The same function, deployed two ways: as its own Cloud Function (Stripe
 # posts to its root) and behind the one `api` service (at /webhook).
 ENTRY_POINTS = {"api": "/webhook", "stripe_webhook": "/"}
-
-
-# -- the store the app writes to -------------------------------------------
-
-
-class StoredPayments:
-    """What the app under test has stored, read back as an operator would."""
-
-    def __init__(self, kind: str):
-        self.kind = kind
-
-    def record(self, session_id: str) -> dict | None:
-        store = get_store(app_settings.get())
-        assert store.description.startswith("Firestore" if self.kind == "firestore" else "SQLite")
-        return store.get_payment(session_id)
-
-    def event_ids(self) -> list[str]:
-        """Ids of the events stored, in no particular order."""
-        if self.kind == "firestore":
-            from google.cloud import firestore
-
-            client = firestore.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"])
-            try:
-                return [doc.id for doc in client.collection("stripe_events").stream()]
-            finally:
-                client.close()
-        path = os.environ["PAYMENTS_STORE"][len("sqlite:///"):]
-        if not os.path.exists(path):
-            return []
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "stripe_events" not in tables:
-                return []
-            return [row[0] for row in db.execute("SELECT event_id FROM stripe_events")]
-
-
-@pytest.fixture(params=["sqlite", "firestore"])
-def payments(request, env, monkeypatch):
-    """The store the app writes to: an SQLite file, or a fresh Firestore emulator project."""
-    if request.param == "firestore":
-        project = request.getfixturevalue("firestore_project")
-        monkeypatch.setenv("PAYMENTS_STORE", "firestore")
-        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)
-        reset_instance()  # settings are read once per instance: start a fresh one
-    return StoredPayments(request.param)
-
-
-@pytest.fixture
-def sqlite_payments(env):
-    """The SQLite store alone, for refusals: they are turned away before any store is opened."""
-    return StoredPayments("sqlite")
 
 
 # -- posting to the webhook -------------------------------------------------

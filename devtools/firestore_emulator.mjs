@@ -2,7 +2,7 @@
 // the Python test suite, because Google's own emulator downloads a jar at
 // start-up and cannot run offline.
 //
-//   node tests/support/firestore_emulator.mjs --host 127.0.0.1 --port 0
+//   node devtools/firestore_emulator.mjs --host 127.0.0.1 --port 0
 //
 // --host/--port default to FIRESTORE_EMULATOR_BIND_HOST/_PORT, then
 // 127.0.0.1:0 (0 = any free port). Once the gRPC server is bound it prints
