@@ -21,7 +21,7 @@ PREFLIGHT_MAX_AGE_SECONDS = "3600"
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> flask.Response:
-    response = flask.Response(json.dumps(body), status=status, mimetype="application/json")
+    response = flask.Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
         response.headers[name] = value
