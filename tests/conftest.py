@@ -112,6 +112,16 @@ def function_client(env, apps):
 
 
 @pytest.fixture
+def session_id(client, standin):
+    """An open Checkout Session, created through our own create endpoint."""
+    response = client.post(
+        "/api/checkout/embedded-session", json={"customer_email": "buyer@example.com", "metadata": {"board": "feelings"}}
+    )
+    assert response.status_code == 200
+    return standin.sessions[-1]["id"]
+
+
+@pytest.fixture
 def log_lines(capsys):
     """The structured log lines written so far (stdout and stderr), parsed."""
 

@@ -8,20 +8,11 @@ from the store without asking Stripe again. Runs against both stores.
 
 from __future__ import annotations
 
-import pytest
 
 from tests.conftest import TEST_KEY, reset_instance
 
 STATUS_PATH = "/api/checkout/session-status"
 CREATE_PATH = "/api/checkout/embedded-session"
-
-
-@pytest.fixture
-def session_id(client, standin):
-    """An open Checkout Session, created through our own create endpoint."""
-    response = client.post(CREATE_PATH, json={"customer_email": "buyer@example.com", "metadata": {"board": "feelings"}})
-    assert response.status_code == 200
-    return standin.sessions[-1]["id"]
 
 
 def status(test_client, session_id: str, path: str = STATUS_PATH) -> dict:

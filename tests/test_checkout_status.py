@@ -7,13 +7,6 @@ import pytest
 PATH = "/api/checkout/session-status"
 
 
-@pytest.fixture
-def session_id(client, standin):
-    """An open session created through our own create endpoint."""
-    client.post("/api/checkout/embedded-session", json={})
-    return standin.sessions[-1]["id"]
-
-
 def status_of(client, session_id):
     return client.get(PATH, query_string={"session_id": session_id})
 

@@ -61,14 +61,6 @@ def webhook(request, function_client):
 
 
 @pytest.fixture
-def session_id(client, standin):
-    """An open Checkout Session, created through our own create endpoint."""
-    response = client.post(CREATE_PATH, json={"customer_email": "buyer@example.com", "metadata": {"board": "feelings"}})
-    assert response.status_code == 200
-    return standin.sessions[-1]["id"]
-
-
-@pytest.fixture
 def completed(standin, session_id):
     """The checkout.session.completed event of a card payment."""
     (event,) = standin.complete(session_id, payment_status="paid")
