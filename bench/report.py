@@ -1,0 +1,120 @@
+"""The benchmark's table: printed, and written to bench/results.md for README to quote."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bench.coldstart import Case
+from bench.load import Result
+
+
+@dataclass
+class LoadRow:
+    endpoint: str
+    server: str
+    connections: int
+    result: Result
+
+
+@dataclass
+class Results:
+    machine: dict
+    settings: dict
+    notes: list[str] = field(default_factory=list)
+    cold: list[Case] = field(default_factory=list)
+    load: list[LoadRow] = field(default_factory=list)
+    load_latency_ms: float = 0.0
+    settled: dict | None = None  # status of a settled session: result and Stripe calls made
+    webhook: list[LoadRow] = field(default_factory=list)
+    memory: list[tuple[str, float, float]] = field(default_factory=list)
+
+
+def _ms(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def markdown(results: Results) -> str:
+    out = ["# Benchmark results", ""]
+    out += [f"- {name}: {value}" for name, value in results.machine.items()]
+    out += [f"- {name}: {value}" for name, value in results.settings.items()]
+    out.append("")
+
+    if results.cold:
+        by_label = {case.label: case for case in results.cold}
+        runs = len(results.cold[0].cold)
+        out += [
+            f"## Cold start: spawn `functions-framework --target=…` → first 200 (median of {runs} interleaved runs)",
+            "",
+            "| Entry point | Cold start | Yardstick | Its cold start | Difference | First request | Same request, warm |",
+            "|---|---:|---|---:|---:|---:|---:|",
+        ]
+        for case in results.cold:
+            yard = by_label.get(case.yardstick or "")
+            compared = (f"| {yard.label} | {yard.median:.3f} s | {(case.median - yard.median) / yard.median * 100:+.1f}% "
+                        if yard else "| | | ")
+            out.append(f"| {case.label} | {case.median:.3f} s {compared}"
+                       f"| {_ms(_median_ms(case.first))} | {_ms(_median_ms(case.warm))} |")
+        out.append("")
+
+    if results.load:
+        out += [
+            f"## Throughput and latency with {results.load_latency_ms:.0f} ms Stripe latency (wrk, closed loop)",
+            "",
+            "| Endpoint | Server | Connections | Requests/s | p50 | p99 | Errors |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in results.load:
+            r = row.result
+            out.append(f"| {row.endpoint} | {row.server} | {row.connections} | {r.requests_per_second:.0f} "
+                       f"| {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {r.errors} |")
+        out.append("")
+
+    if results.settled:
+        r = results.settled["result"]
+        out += [
+            "## Status of a settled session (answered from the payment store)",
+            "",
+            "| Connections | Requests/s | p50 | p99 | Errors | Stripe calls during the load |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {results.settled['connections']} | {r.requests_per_second:.0f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} "
+            f"| {r.errors} | {results.settled['stripe_calls']} |",
+            "",
+        ]
+
+    if results.webhook:
+        out += [
+            "## Webhook deliveries into the Firestore emulator (every event delivered at least twice)",
+            "",
+            "| Server | Connections | Deliveries/s | New events | Duplicates | Failed | p50 | p99 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in results.webhook:
+            r, c = row.result, row.result.counters
+            out.append(f"| {row.server} | {row.connections} | {r.requests_per_second:.0f} | {c.get('new_events', '?')} "
+                       f"| {c.get('duplicates', '?')} | {c.get('failures', r.errors)} | {_ms(r.p50_ms)} "
+                       f"| {_ms(r.p99_ms)} |")
+        out.append("")
+
+    if results.memory:
+        out += [
+            "## Peak memory after the load (VmHWM)",
+            "",
+            "| Server | Serving process | Whole process tree |",
+            "|---|---:|---:|",
+        ]
+        out += [f"| {name} | {largest:.0f} MiB | {total:.0f} MiB |" for name, largest, total in results.memory]
+        out.append("")
+
+    if results.notes:
+        out += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
+    return "\n".join(out)
+
+
+def _median_ms(seconds: list[float]) -> float:
+    if not seconds:
+        return float("nan")
+    ordered = sorted(seconds)
+    middle = len(ordered) // 2
+    value = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return value * 1000
