@@ -7,17 +7,14 @@ whose names changed between versions are derived from the pin in one place.
 
 from __future__ import annotations
 
-import os
-import textwrap
 import threading
-import urllib.request
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import stripe
-import urllib3
 
 from common.errors import HttpError, SettingError
 from common.settings import Settings
+from common.stripe_http import PooledHTTPClient
 
 API_VERSION = "2026-10-28.endive"
 
@@ -26,93 +23,9 @@ API_VERSION = "2026-10-28.endive"
 EMBEDDED_PAGE_SINCE = "2026-03-25"
 
 MAX_NETWORK_RETRIES = 2
-# (connect, read) seconds: three attempts stay well inside the function timeout.
-TIMEOUT_SECONDS = (3.05, 10)
-
-DEFAULT_API_BASE = "https://api.stripe.com"
 
 _client: stripe.StripeClient | None = None
 _lock = threading.Lock()
-
-
-class PooledHTTPClient(stripe.HTTPClient):
-    """How the Stripe SDK reaches Stripe: one pool of keep-alive connections for all threads.
-
-    The SDK's default RequestsClient keeps a `requests.Session` per thread
-    and, on every call, scans the environment for proxy settings and looks
-    for a .netrc file. Measured against the local stand-in, a create call
-    cost ~2.0 ms of CPU through it and ~0.9 ms through this client; at 64
-    concurrent requests on one instance that CPU is what limits throughput.
-
-    urllib3's PoolManager is documented as thread-safe: a thread takes an
-    idle connection (or opens one), uses it for one request and puts it
-    back. The pool keeps up to `pool_size` idle connections per host, one
-    per serving thread, so keep-alive survives full concurrency. Errors are
-    classified the way RequestsClient classifies them, so the SDK retries
-    the same failures (timeouts, refused or dropped connections) and not
-    certificate failures. An HTTPS proxy from the environment
-    (https_proxy/no_proxy) is honoured as requests honours it, but is
-    looked up once, when the client is made.
-    """
-
-    name = "urllib3"
-
-    def __init__(self, timeout: tuple[float, float], pool_size: int, api_base: str = DEFAULT_API_BASE):
-        super().__init__()
-        options = dict(
-            num_pools=4,
-            maxsize=pool_size,
-            retries=False,  # the SDK retries, with backoff and idempotency keys
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=stripe.ca_bundle_path,
-        )
-        proxy = _environment_proxy(api_base)
-        self._pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
-
-    def request(self, method, url, headers, post_data=None):
-        return self._request(method, url, headers, post_data, stream=False)
-
-    def request_stream(self, method, url, headers, post_data=None):
-        return self._request(method, url, headers, post_data, stream=True)
-
-    def _request(self, method, url, headers, post_data, stream: bool):
-        try:
-            response = self._pool.request(
-                method.upper(), url, headers=headers, body=post_data, redirect=False, preload_content=not stream
-            )
-        except Exception as error:
-            raise _connection_error(error) from error
-        return (response if stream else response.data), response.status, response.headers
-
-    def close(self):
-        self._pool.clear()
-
-
-def _environment_proxy(url: str) -> str | None:
-    scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""
-    proxy = urllib.request.getproxies().get(scheme)
-    return proxy if proxy and not urllib.request.proxy_bypass(host) else None
-
-
-def _connection_error(error: Exception) -> stripe.APIConnectionError:
-    """The SDK's error for a failed call, retryable exactly when RequestsClient says so."""
-    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
-        error = error.reason
-    if isinstance(error, urllib3.exceptions.SSLError):
-        message, retry = "Could not verify Stripe's SSL certificate.", False
-    elif isinstance(error, (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
-                            urllib3.exceptions.ProxyError, ConnectionError)):
-        message, retry = "Unexpected error communicating with Stripe.", True
-    else:
-        message, retry = "Unexpected error communicating with Stripe.", False
-    detail = textwrap.shorten(f"{type(error).__name__}: {error}", 300)
-    return stripe.APIConnectionError(f"{message}\n\n(Network error: {detail})", should_retry=retry)
-
-
-def serving_threads() -> int:
-    """Requests one instance serves at once: functions-framework's gunicorn THREADS."""
-    return int(os.environ.get("THREADS") or (os.cpu_count() or 1) * 4)
 
 
 def embedded_ui_mode(api_version: str = API_VERSION) -> str:
@@ -136,9 +49,7 @@ def get_client(settings: Settings) -> stripe.StripeClient:
                     stripe_version=API_VERSION,
                     base_addresses=base,
                     max_network_retries=MAX_NETWORK_RETRIES,
-                    http_client=PooledHTTPClient(
-                        TIMEOUT_SECONDS, serving_threads(), settings.stripe_api_base or DEFAULT_API_BASE
-                    ),
+                    http_client=PooledHTTPClient(),  # connections.TIMEOUT_SECONDS; shared by every thread
                 )
     return _client
 
