@@ -5,19 +5,46 @@ all paths from one service (Cloud Run, and local runs with
 `functions-framework --target=api`). The work lives in `checkout/` and
 `webhook/`; `common.http.endpoint` adds method checks, CORS, JSON errors and
 logging around it.
+
+Each handler's module is imported by its first request rather than here, so
+a deployed function loads only its own code at cold start (the webhook never
+loads checkout's, and the reverse); `api` loads each as its paths are used.
 """
+
+import importlib
+import os
 
 import functions_framework
 
-from checkout.create import create_embedded_session as _create_session
-from checkout.status import session_status as _session_status
+from common import connections
 from common.errors import HttpError
 from common.http import endpoint
-from webhook.handler import stripe_webhook as _stripe_webhook
 
-_create = endpoint("create_embedded_session", ("POST",), cors=True)(_create_session)
-_status = endpoint("session_status", ("GET",), cors=True)(_session_status)
-_webhook = endpoint("stripe_webhook", ("POST",))(_stripe_webhook)
+# functions-framework imports this module, then gunicorn forks the worker
+# that serves requests. Each new worker starts opening its connection to
+# Stripe at once, while its first request is still importing the SDK.
+os.register_at_fork(after_in_child=connections.open_ahead)
+
+
+# Where the endpoints' code lives: imported on first use, not with this module.
+HANDLER_MODULES = ("checkout.create", "checkout.status", "webhook.handler")
+
+
+def _on_first_use(module: str, name: str):
+    """`module.name`, imported when first called; importing it again is a dictionary lookup."""
+
+    def handler(request, settings):
+        return getattr(importlib.import_module(module), name)(request, settings)
+
+    handler.__name__ = handler.__qualname__ = name
+    return handler
+
+
+_create = endpoint("create_embedded_session", ("POST",), cors=True)(
+    _on_first_use("checkout.create", "create_embedded_session")
+)
+_status = endpoint("session_status", ("GET",), cors=True)(_on_first_use("checkout.status", "session_status"))
+_webhook = endpoint("stripe_webhook", ("POST",))(_on_first_use("webhook.handler", "stripe_webhook"))
 
 
 def _unknown_path(request, settings):

@@ -667,9 +667,10 @@ def test_build_upload_keeps_the_tests_and_leaves_out_local_state(tmp_path):
 
 
 def runtime_packages() -> set[str]:
-    """This repository's packages that importing main.py loads, directly or not."""
+    """This repository's packages that main.py loads, at import or on first use (main.HANDLER_MODULES)."""
     listing = (
-        "import json, sys, main\n"
+        "import importlib, json, sys, main\n"
+        "for name in main.HANDLER_MODULES: importlib.import_module(name)\n"
         "root = sys.argv[1]\n"
         "files = {name: getattr(module, '__file__', None) or '' for name, module in list(sys.modules.items())}\n"
         "print(json.dumps(sorted({name.split('.')[0] for name, path in files.items()"
