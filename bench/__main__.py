@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 from bench import coldstart, load, procs, report, services
+from bench.handshake import HandshakeRelay
 from bench.standin import Standin
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -39,11 +40,16 @@ def parse_args(argv):
     parser.add_argument("--runs", type=int, help="interleaved cold-start runs (default 7, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per load run (default 10, quick 1)")
     parser.add_argument("--connections", help="comma-separated levels (default 1,16,64; quick 1,16)")
+    parser.add_argument("--handshake-ms", type=float, default=60.0,
+                        help="extra cold-start table: each new connection to Stripe costs this long, as a TCP and "
+                             "TLS handshake to api.stripe.com does (0: leave the table out; quick: left out)")
     parser.add_argument("--threads", default="64",
                         help="THREADS for functions-framework's gunicorn; 'default' leaves it unset (4 × CPUs)")
     parser.add_argument("--workers", default="1", help="WORKERS for functions-framework's gunicorn")
+    parser.add_argument("--server-cores", type=int, default=1,
+                        help="cores each server under test is pinned to, like --cpu on Cloud Run (0: no pinning)")
     parser.add_argument("--project", type=Path, default=procs.ROOT, help="checkout whose main.py is served")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: cold,load,webhook,express")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: cold,handshake,load,webhook,express")
     parser.add_argument("--out", type=Path, help="where to write the table (default bench/results.md; "
                                                  "--quick writes nothing unless given)")
     args = parser.parse_args(argv)
@@ -76,7 +82,7 @@ def machine() -> dict:
 
 def start_firestore(notes: list[str]):
     try:
-        from tests.support.firestore import start_firestore_emulator
+        from devtools.firestore_emulator import start_firestore_emulator
 
         return start_firestore_emulator()
     except Exception as error:  # no Node, or its packages are not installed
@@ -90,6 +96,9 @@ def main(argv=None) -> int:
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731 - progress, not results
     scratch = Path(tempfile.mkdtemp(prefix="bench-"))
     threads = None if args.threads == "default" else args.threads
+    server_cpus, harness_cpus = procs.split_cores(args.server_cores)
+    if harness_cpus:
+        os.sched_setaffinity(0, harness_cpus)  # the stand-in, the emulator and wrk inherit it
     results = report.Results(
         load_latency_ms=args.latency * 1000,
         machine=machine(),
@@ -97,6 +106,9 @@ def main(argv=None) -> int:
             "Served": f"`{args.project / 'main.py'}`" if args.project != procs.ROOT else "this checkout's main.py",
             "Serving": f"functions-framework (gunicorn gthread), THREADS={threads or 'unset (4 × CPUs)'}, "
                        f"WORKERS={args.workers}",
+            "Cores": (f"each server under test pinned to core {_cores(server_cpus)} (an instance with "
+                      f"--cpu={len(server_cpus)}); stand-in, emulator and wrk on core {_cores(harness_cpus)}"
+                      if server_cpus else "not pinned: servers, stand-in and wrk share every core"),
             "Stripe stand-in latency": f"{args.latency * 1000:.0f} ms under load, 0 ms for cold starts",
             "Rate limits": f"RATE_LIMIT_CREATE and RATE_LIMIT_STATUS = {services.BENCH_RATE_LIMIT} "
                            "(the defaults would answer 429 to a load test from one address)",
@@ -107,13 +119,15 @@ def main(argv=None) -> int:
     emulator = None if {"cold", "webhook"} <= args.skip else start_firestore(results.notes)
     ctx = services.Context(project=args.project, scratch=scratch, standin=standin, threads=threads,
                            workers=args.workers, firestore=emulator.host_port if emulator else None,
-                           firestore_project=f"bench-{uuid.uuid4().hex[:8]}")
+                           firestore_project=f"bench-{uuid.uuid4().hex[:8]}", server_cpus=server_cpus)
     express_problem = "skipped (--skip express)" if "express" in args.skip else services.express_ready()
     if express_problem:
         results.notes.append(f"Express example left out: {express_problem}.")
     try:
         if "cold" not in args.skip:
             cold_starts(ctx, args, results, express_problem is None, log)
+        if args.handshake_ms > 0 and not args.quick and "handshake" not in args.skip:
+            handshake_cold_starts(ctx, args, results, express_problem is None, log)
         if not load.available():
             results.notes.append("wrk is not installed (Debian: apt-get install wrk): no load figures.")
         else:
@@ -136,6 +150,10 @@ def main(argv=None) -> int:
         log(f"written to {args.out}")
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def _cores(cores: set[int]) -> str:
+    return ",".join(str(core) for core in sorted(cores))
 
 
 def cold_starts(ctx, args, results, with_express: bool, log) -> None:
@@ -164,6 +182,27 @@ def cold_starts(ctx, args, results, with_express: bool, log) -> None:
                              "as on Google Cloud, and so do their yardsticks; create and api never touch the store.")
 
 
+def handshake_cold_starts(ctx, args, results, with_express: bool, log) -> None:
+    """Cold starts of create when opening a connection to Stripe takes `--handshake-ms`."""
+    relay = HandshakeRelay("127.0.0.1", ctx.standin.process.port, args.handshake_ms / 1000)
+    ctx.stripe_base = relay.start()
+    try:
+        entry, yard = services.entry_points(args.project), services.yardsticks()
+        cases = [
+            coldstart.Case("create_embedded_session", "create", entry["create_embedded_session"], "minimal create"),
+            coldstart.Case("minimal create", "create", yard["create"]),
+        ]
+        if with_express:
+            cases.append(coldstart.Case("express example (create)", "create", services.EXPRESS_SERVICE))
+        log(f"cold starts with a {args.handshake_ms:.0f} ms handshake: {len(cases)} cases × {args.runs} runs")
+        coldstart.run(cases, ctx, args.runs, log, warm_up=False)
+        results.cold_handshake = cases
+        results.handshake_ms = args.handshake_ms
+    finally:
+        ctx.stripe_base = None
+        relay.stop()
+
+
 def checkout_load(ctx, args, results, with_express: bool, log) -> None:
     """create and status at each connection level, this service and Express taking turns."""
     entry = services.entry_points(args.project)
@@ -186,7 +225,7 @@ def checkout_load(ctx, args, results, with_express: bool, log) -> None:
                 contenders = [("Python: " + service.name, server, service)]
                 if express:
                     contenders.append(("Node: express example", express, services.EXPRESS_SERVICE))
-                for name, process, svc in contenders:  # warm-up: connections, caches, thread pools
+                for name, process, svc in contenders if not args.quick else ():  # warm-up: connections, caches
                     load.run(_url(process, svc, endpoint, session), max(args.levels), min(2.0, args.duration),
                              script)
                 for level in args.levels:

@@ -20,6 +20,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def split_cores(server_cores: int) -> tuple[set[int] | None, set[int] | None]:
+    """(cores for the servers under test, cores for everything else), or (None, None) to share all.
+
+    An instance with --cpu=1 has one core: its threads never wait for one
+    another on a second core. Pinning the server under test to its own
+    core(s) reproduces that, and keeps the stand-in, the emulator and wrk
+    from taking its CPU time (and it from taking theirs).
+    """
+    cores = sorted(os.sched_getaffinity(0))
+    if server_cores <= 0 or len(cores) <= server_cores:
+        return None, None
+    return set(cores[-server_cores:]), set(cores[:-server_cores])
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -36,7 +50,8 @@ def functions_framework(target: str, source: Path, port: int) -> list[str]:
 class Process:
     """One started server; `stop()` ends it and everything it started."""
 
-    def __init__(self, name: str, command: list[str], env: dict, cwd: Path, log_dir: Path, port: int):
+    def __init__(self, name: str, command: list[str], env: dict | None, cwd: Path, log_dir: Path, port: int,
+                 cpus: set[int] | None = None):
         self.name = name
         self.port = port
         self.log_path = log_dir / f"{name}.log"
@@ -45,6 +60,9 @@ class Process:
         self.process = subprocess.Popen(
             command, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        if cpus:
+            # Set before the interpreter has started any thread or child; they all inherit it.
+            os.sched_setaffinity(self.process.pid, cpus)
 
     @property
     def url(self) -> str:
@@ -54,11 +72,15 @@ class Process:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """SIGINT first (gunicorn's quick shutdown), then SIGKILL the group if it lingers."""
+        """SIGINT first (gunicorn's quick shutdown), then SIGKILL the group if it lingers.
+
+        Nothing a benchmark server holds needs a graceful exit, and a worker
+        with gRPC threads (the Firestore client) can take seconds to leave.
+        """
         if self.alive():
             try:
                 os.killpg(self.process.pid, signal.SIGINT)
-                self.process.wait(timeout=5)
+                self.process.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()

@@ -23,6 +23,8 @@ class Results:
     settings: dict
     notes: list[str] = field(default_factory=list)
     cold: list[Case] = field(default_factory=list)
+    cold_handshake: list[Case] = field(default_factory=list)
+    handshake_ms: float = 0.0
     load: list[LoadRow] = field(default_factory=list)
     load_latency_ms: float = 0.0
     settled: dict | None = None  # status of a settled session: result and Stripe calls made
@@ -41,21 +43,14 @@ def markdown(results: Results) -> str:
     out.append("")
 
     if results.cold:
-        by_label = {case.label: case for case in results.cold}
         runs = len(results.cold[0].cold)
-        out += [
-            f"## Cold start: spawn `functions-framework --target=…` → first 200 (median of {runs} interleaved runs)",
-            "",
-            "| Entry point | Cold start | Yardstick | Its cold start | Difference | First request | Same request, warm |",
-            "|---|---:|---|---:|---:|---:|---:|",
-        ]
-        for case in results.cold:
-            yard = by_label.get(case.yardstick or "")
-            compared = (f"| {yard.label} | {yard.median:.3f} s | {(case.median - yard.median) / yard.median * 100:+.1f}% "
-                        if yard else "| | | ")
-            out.append(f"| {case.label} | {case.median:.3f} s {compared}"
-                       f"| {_ms(_median_ms(case.first))} | {_ms(_median_ms(case.warm))} |")
-        out.append("")
+        out += [f"## Cold start: spawn `functions-framework --target=…` → first 200 (median of {runs} "
+                "interleaved runs)", ""]
+        out += _cold_table(results.cold)
+    if results.cold_handshake:
+        out += [f"## Cold start of create when a new connection to Stripe takes {results.handshake_ms:.0f} ms "
+                "(TCP + TLS handshake)", ""]
+        out += _cold_table(results.cold_handshake)
 
     if results.load:
         out += [
@@ -109,6 +104,21 @@ def markdown(results: Results) -> str:
     if results.notes:
         out += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
     return "\n".join(out)
+
+
+def _cold_table(cases: list[Case]) -> list[str]:
+    by_label = {case.label: case for case in cases}
+    out = [
+        "| Server | Cold start | Yardstick | Its cold start | Difference | First request | Same request, warm |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for case in cases:
+        yard = by_label.get(case.yardstick or "")
+        compared = (f"| {yard.label} | {yard.median:.3f} s | {(case.median - yard.median) / yard.median * 100:+.1f}% "
+                    if yard else "| | | ")
+        out.append(f"| {case.label} | {case.median:.3f} s {compared}"
+                   f"| {_ms(_median_ms(case.first))} | {_ms(_median_ms(case.warm))} |")
+    return out + [""]
 
 
 def _median_ms(seconds: list[float]) -> float:

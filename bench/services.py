@@ -50,6 +50,8 @@ class Context:
     firestore: str | None = None  # host:port of the emulator, if running
     firestore_project: str = "bench"
     open_session: str = ""
+    server_cpus: set[int] | None = None  # cores the servers under test are pinned to
+    stripe_base: str | None = None  # where servers reach "Stripe", if not the stand-in itself
     extra_env: dict = field(default_factory=dict)
 
     def env(self, store: str = "sqlite", **more) -> dict:
@@ -58,7 +60,7 @@ class Context:
             STRIPE_SECRET_KEY=standin_module.API_KEY,
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             FRONTEND_URL=standin_module.FRONTEND_URL,
-            STRIPE_API_BASE=self.standin.url,
+            STRIPE_API_BASE=self.stripe_base or self.standin.url,
             RATE_LIMIT_CREATE=BENCH_RATE_LIMIT,
             RATE_LIMIT_STATUS=BENCH_RATE_LIMIT,
         )
@@ -95,9 +97,10 @@ class Service:
         name = (label or self.name).replace(" ", "-")
         if self.kind == "node":
             env = ctx.env(PORT=str(port))
-            return procs.Process(name, ["node", "server.js"], env, EXPRESS, ctx.scratch, port)
+            return procs.Process(name, ["node", "server.js"], env, EXPRESS, ctx.scratch, port, ctx.server_cpus)
         command = procs.functions_framework(self.target, self.source, port)
-        return procs.Process(name, command, ctx.env(self.store), self.source.parent, ctx.scratch, port)
+        return procs.Process(name, command, ctx.env(self.store), self.source.parent, ctx.scratch, port,
+                             ctx.server_cpus)
 
 
 def entry_points(project: Path) -> dict[str, Service]:
