@@ -26,7 +26,6 @@ import uuid
 from pathlib import Path
 
 from bench import coldstart, load, procs, report, services
-from bench.handshake import HandshakeRelay
 from bench.standin import Standin
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -184,8 +183,13 @@ def cold_starts(ctx, args, results, with_express: bool, log) -> None:
 
 def handshake_cold_starts(ctx, args, results, with_express: bool, log) -> None:
     """Cold starts of create when opening a connection to Stripe takes `--handshake-ms`."""
-    relay = HandshakeRelay("127.0.0.1", ctx.standin.process.port, args.handshake_ms / 1000)
-    ctx.stripe_base = relay.start()
+    port = procs.free_port()
+    relay = procs.Process("handshake-relay", [sys.executable, "-m", "bench.handshake", "--port", str(port),
+                                              "--target", f"127.0.0.1:{ctx.standin.process.port}",
+                                              "--delay-ms", str(args.handshake_ms)],
+                          None, procs.ROOT, ctx.scratch, port)
+    procs.wait_until_listening(relay)
+    ctx.stripe_base = relay.url
     try:
         entry, yard = services.entry_points(args.project), services.yardsticks()
         cases = [
