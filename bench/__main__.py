@@ -36,7 +36,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: one cold start each, 1 s loads at 1 and 16 connections")
     parser.add_argument("--latency", type=float, default=0.1, help="Stripe stand-in latency under load, seconds")
-    parser.add_argument("--runs", type=int, help="interleaved cold-start runs (default 7, quick 1)")
+    parser.add_argument("--runs", type=int, help="interleaved cold-start runs (default 9, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per load run (default 10, quick 1)")
     parser.add_argument("--connections", help="comma-separated levels (default 1,16,64; quick 1,16)")
     parser.add_argument("--handshake-ms", type=float, default=60.0,
@@ -52,7 +52,7 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, help="where to write the table (default bench/results.md; "
                                                  "--quick writes nothing unless given)")
     args = parser.parse_args(argv)
-    args.runs = args.runs or (1 if args.quick else 7)
+    args.runs = args.runs or (1 if args.quick else 9)
     args.duration = args.duration or (1.0 if args.quick else 10.0)
     args.levels = [int(n) for n in (args.connections or ("1,16" if args.quick else "1,16,64")).split(",")]
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         load_latency_ms=args.latency * 1000,
         machine=machine(),
         settings={
-            "Served": f"`{args.project / 'main.py'}`" if args.project != procs.ROOT else "this checkout's main.py",
+            "Served": "this checkout's main.py" if args.project == procs.ROOT else f"main.py of {args.project.name}/",
             "Serving": f"functions-framework (gunicorn gthread), THREADS={threads or 'unset (4 × CPUs)'}, "
                        f"WORKERS={args.workers}",
             "Cores": (f"each server under test pinned to core {_cores(server_cpus)} (an instance with "
@@ -114,6 +114,7 @@ def main(argv=None) -> int:
             "Command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
     )
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure; say how much there was
     standin = Standin(scratch)
     emulator = None if {"cold", "webhook"} <= args.skip else start_firestore(results.notes)
     ctx = services.Context(project=args.project, scratch=scratch, standin=standin, threads=threads,
@@ -142,6 +143,7 @@ def main(argv=None) -> int:
         if emulator:
             emulator.stop()
 
+    results.machine["Load average (1 min) before / after"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
     table = report.markdown(results)
     print(table)
     if args.out:
