@@ -3,12 +3,15 @@
 The SDK's default transport, RequestsClient, keeps a `requests.Session` per
 thread and, on every call, scans the environment for proxy settings and
 looks for a .netrc file; urllib3 under it adds a liveness poll and its own
-bookkeeping. Against the local stand-in one create call cost ~2.0 ms of CPU
-through RequestsClient, ~0.6 ms through urllib3 alone and ~0.4 ms through
+bookkeeping. Against the local stand-in a create call cost ~2.0 ms of CPU
+through RequestsClient and ~0.9 ms through urllib3 alone; answered as plain
+JSON (see `common.stripe_api`), ~0.6 ms through urllib3 and ~0.4 ms through
 this client. With 64 requests in flight on one instance, CPU per request is
 what decides how many it serves, so the transport is a small pool of
-standard-library `http.client` connections (`common.connections`), which
-also lets a connection opened before the first request serve it.
+standard-library `http.client` connections (`common.connections`), shared
+by all threads: a thread that has not called Stripe yet reuses a
+connection instead of opening its own, and a connection opened before the
+first request can serve it.
 
 Failures become `stripe.APIConnectionError`, retryable exactly when
 RequestsClient would retry them: timeouts and failed or dropped connections
