@@ -19,6 +19,7 @@ from pathlib import Path
 import stripe
 
 from bench import procs, standin as standin_module
+from common import settings
 
 BENCH = Path(__file__).resolve().parent
 EXPRESS = BENCH / "express_example"
@@ -29,13 +30,6 @@ WEBHOOK_SECRET = "whsec_" + "benchmarksecret0123456789abcdef"
 # service, so its limits are set out of reach. The limiter still counts every request.
 BENCH_RATE_LIMIT = "100000000/minute"
 
-# Settings the service reads; the benchmark starts each server with none but its own.
-SETTING_NAMES = (
-    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
-    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
-    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
-    "K_SERVICE", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "THREADS", "WORKERS",
-)
 
 
 @dataclass
@@ -55,7 +49,7 @@ class Context:
     extra_env: dict = field(default_factory=dict)
 
     def env(self, store: str = "sqlite", **more) -> dict:
-        env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+        env = {k: v for k, v in os.environ.items() if k not in settings.NAMES}
         env.update(
             STRIPE_SECRET_KEY=standin_module.API_KEY,
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,

@@ -27,6 +27,16 @@ DEFAULTS = {
     "EVENTS_COLLECTION": "stripe_events",
 }
 
+# Every environment variable the service reads: the settings above, the
+# platform's (which store and project to use, functions-framework's serving
+# threads), so tools and tests can start a process with none but their own.
+NAMES = (
+    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
+    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
+    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
+    "K_SERVICE", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "THREADS", "WORKERS",
+)
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -32,12 +32,14 @@ WEBHOOK_SECRET = "whsec_" + "testsecretforthesuite0123456789"
 FRONTEND_URL = "http://localhost:5173"
 
 # Every setting the code reads; each test starts with none but those it sets.
-SETTING_NAMES = (
-    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
-    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
-    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
-    "K_SERVICE", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
-)
+SETTING_NAMES = settings.NAMES
+
+
+def local_env(**extra) -> dict:
+    """The process environment for a child process: no payment setting a developer may have exported."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES and k != "STRIPE_PUBLISHABLE_KEY"}
+    env.update(extra)
+    return env
 
 
 def reset_instance() -> None:
@@ -56,6 +58,21 @@ def stripe_server():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The whole local stack `make run` starts, on free ports: API, stand-in, page, SQLite."""
+    from devtools.run_local import LocalStack, Options
+
+    env = local_env(RATE_LIMIT_CREATE="1000/minute", RATE_LIMIT_STATUS="1000/minute")
+    stack = LocalStack(Options(api_port=0, page_port=0, stripe_port=0, env=env,
+                               state_dir=tmp_path_factory.mktemp("state")))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture

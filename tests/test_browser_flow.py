@@ -19,8 +19,7 @@ import pytest
 import requests
 
 from devtools import simulate
-from devtools.run_local import ExamplePageServer, LocalStack, Options
-from tests.conftest import SETTING_NAMES
+from devtools.run_local import ExamplePageServer
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -70,19 +69,6 @@ def browser():
         if driver is not None:
             driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES and k != "STRIPE_PUBLISHABLE_KEY"}
-    env.update(RATE_LIMIT_CREATE="1000/minute", RATE_LIMIT_STATUS="1000/minute")
-    stack = LocalStack(Options(api_port=0, page_port=0, stripe_port=0, env=env,
-                               state_dir=tmp_path_factory.mktemp("state")))
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
 
 
 def wait_for(driver, condition, message: str):

@@ -23,16 +23,10 @@ import pytest
 import requests
 
 from devtools.run_local import free_port
-from tests.conftest import SETTING_NAMES
+from tests.conftest import local_env
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 30
-
-
-def local_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES and k != "STRIPE_PUBLISHABLE_KEY"}
-    env.update(extra)
-    return env
 
 
 class RunLocal:

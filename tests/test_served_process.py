@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import SETTING_NAMES, TEST_KEY, WEBHOOK_SECRET
+from tests.conftest import TEST_KEY, WEBHOOK_SECRET, local_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +26,7 @@ def free_port() -> int:
 def served(standin, tmp_path):
     """A functions-framework process serving `api` against the Stripe stand-in."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    env.update(
+    env = local_env(
         STRIPE_SECRET_KEY=TEST_KEY,
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         FRONTEND_URL="http://localhost:5173",

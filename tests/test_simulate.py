@@ -15,28 +15,9 @@ import pytest
 import requests
 
 from devtools import simulate
-from devtools.run_local import LocalStack, Options
-from tests.conftest import SETTING_NAMES
+from tests.conftest import local_env
 
 ROOT = simulate.ROOT
-
-
-def local_env() -> dict:
-    """The process environment without any payment setting a developer may have exported."""
-    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES and k != "STRIPE_PUBLISHABLE_KEY"}
-    env.update(RATE_LIMIT_CREATE="1000/minute", RATE_LIMIT_STATUS="1000/minute")
-    return env
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = LocalStack(Options(api_port=0, page_port=0, stripe_port=0, env=local_env(),
-                               state_dir=tmp_path_factory.mktemp("state")))
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
