@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 
-import stripe
-
-from common import ratelimit, stripe_api
-from common.errors import HttpError
-from common.http import read_body
-from common.settings import Settings
+from common.errors import InvalidRequest
+from common.http import client_ip, read_body
+from common.stripe_rules import (
+    IDEMPOTENCY_KEY_MAX_CHARS,
+    METADATA_KEY_MAX_CHARS,
+    METADATA_MAX_KEYS,
+    METADATA_VALUE_MAX_CHARS,
+    embedded_ui_mode,
+)
 
 MAX_BODY_BYTES = 16 * 1024
 PRODUCT_NAME = "Hero Me Feelings - Personalized AAC Board"
@@ -23,23 +26,16 @@ PRODUCT_DESCRIPTION = "AI-powered personalized feelings board with 24+ custom im
 UNIT_AMOUNT_CENTS = 200
 CURRENCY = "usd"
 
-# Stripe's own metadata limits, checked here so a bad request never reaches Stripe.
-METADATA_MAX_KEYS = 50
-METADATA_KEY_MAX_CHARS = 40
-METADATA_VALUE_MAX_CHARS = 500
-IDEMPOTENCY_KEY_MAX_CHARS = 255
 
-
-def create_embedded_session(request, settings: Settings) -> tuple[dict, int]:
-    ratelimit.check(request, settings, "create", "RATE_LIMIT_CREATE", settings.rate_limit_create)
-    fields = parse_body(read_body(request, MAX_BODY_BYTES))
-    idempotency_key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
+async def create_embedded_session(request, context) -> tuple[dict, int]:
+    settings = context.settings
+    await context.limiter().check("create", settings.rate_limit_create, client_ip(request, settings.trusted_proxy_hops))
+    fields = parse_body(await read_body(request, MAX_BODY_BYTES))
+    idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
     params = session_params(settings.return_url, **fields)
 
-    try:
-        session = stripe_api.create_checkout_session(settings, params, idempotency_key)
-    except stripe.StripeError as error:
-        raise stripe_api.as_http_error(error) from error
+    stripe = await context.stripe()
+    session = await stripe.create_checkout_session(params, idempotency_key)
     return {"client_secret": session["client_secret"]}, 200
 
 
@@ -50,12 +46,12 @@ def parse_body(raw: bytes) -> dict:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise HttpError(400, "Request body must be JSON.")
+        raise InvalidRequest("Request body must be JSON.")
     if not isinstance(body, dict):
-        raise HttpError(400, "Request body must be a JSON object.")
+        raise InvalidRequest("Request body must be a JSON object.")
     unknown = sorted(set(body) - {"metadata", "customer_email"})
     if unknown:
-        raise HttpError(400, f"Unknown field: {unknown[0]}. Allowed fields: metadata, customer_email.")
+        raise InvalidRequest(f"Unknown field: {unknown[0]}. Allowed fields: metadata, customer_email.")
 
     fields = {}
     if body.get("metadata") is not None:
@@ -67,38 +63,38 @@ def parse_body(raw: bytes) -> dict:
 
 def validate_metadata(metadata) -> dict:
     if not isinstance(metadata, dict):
-        raise HttpError(400, "metadata must be an object of string values.")
+        raise InvalidRequest("metadata must be an object of string values.")
     if len(metadata) > METADATA_MAX_KEYS:
-        raise HttpError(400, f"metadata may have at most {METADATA_MAX_KEYS} keys.")
+        raise InvalidRequest(f"metadata may have at most {METADATA_MAX_KEYS} keys.")
     for key, value in metadata.items():
         if not key or len(key) > METADATA_KEY_MAX_CHARS or "[" in key or "]" in key:
-            raise HttpError(
-                400, f"metadata keys must be 1-{METADATA_KEY_MAX_CHARS} characters without '[' or ']'."
+            raise InvalidRequest(
+                f"metadata keys must be 1-{METADATA_KEY_MAX_CHARS} characters without '[' or ']'."
             )
         if not isinstance(value, str):
-            raise HttpError(400, f"metadata.{key} must be a string.")
+            raise InvalidRequest(f"metadata.{key} must be a string.")
         if len(value) > METADATA_VALUE_MAX_CHARS:
-            raise HttpError(400, f"metadata.{key} must be at most {METADATA_VALUE_MAX_CHARS} characters.")
+            raise InvalidRequest(f"metadata.{key} must be at most {METADATA_VALUE_MAX_CHARS} characters.")
     return metadata
 
 
 def validate_email(value) -> str:
     """A syntactically valid address; deliverability is Stripe's business, not a DNS lookup's."""
     if not isinstance(value, str):
-        raise HttpError(400, "customer_email must be a string.")
+        raise InvalidRequest("customer_email must be a string.")
     import email_validator  # only requests that prefill an email pay for the import
 
     try:
         return email_validator.validate_email(value, check_deliverability=False).normalized
     except email_validator.EmailNotValidError:
-        raise HttpError(400, "customer_email is not a valid email address.")
+        raise InvalidRequest("customer_email is not a valid email address.")
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not value or len(value) > IDEMPOTENCY_KEY_MAX_CHARS or not value.isascii() or not value.isprintable():
-        raise HttpError(400, f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters.")
+        raise InvalidRequest(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters.")
     return value
 
 
@@ -116,7 +112,7 @@ def session_params(return_url: str, metadata: dict | None = None, customer_email
             }
         ],
         "mode": "payment",
-        "ui_mode": stripe_api.embedded_ui_mode(),
+        "ui_mode": embedded_ui_mode(),
         "return_url": return_url,
     }
     if metadata:

@@ -1,21 +1,34 @@
-"""Exceptions that carry the HTTP answer a person can act on.
+"""The service's domain errors: what went wrong, in words, with no HTTP in them.
 
-Handlers raise these; `common.http.endpoint` turns them into JSON responses,
-so no handler formats an error by hand and every error has the same shape.
+Lower layers (settings, secrets, Stripe calls, stores, rate limits, input
+checks) raise these. Only `common.http` knows which status, message and
+headers each one becomes.
 """
 
-
-class HttpError(Exception):
-    """A request we refuse or cannot serve, with the status and message to send."""
-
-    def __init__(self, status: int, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
+from __future__ import annotations
 
 
-class SettingError(HttpError):
+class InvalidRequest(Exception):
+    """The caller sent something we refuse; the message says what to fix and quotes no input at length."""
+
+
+class NotFound(Exception):
+    """The thing asked for does not exist (an unknown Checkout Session)."""
+
+
+class Unauthenticated(Exception):
+    """The caller did not prove who it is (a missing or invalid App Check token)."""
+
+
+class RateLimited(Exception):
+    """This caller spent its allowance; it may try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"rate limited for {retry_after} s")
+        self.retry_after = retry_after
+
+
+class SettingError(Exception):
     """A setting is missing or invalid: the operator must fix the deployment.
 
     The message names the setting and never quotes its value, which may be a
@@ -23,5 +36,30 @@ class SettingError(HttpError):
     """
 
     def __init__(self, name: str, problem: str):
-        super().__init__(500, f"Server misconfigured: {name} {problem}.")
+        super().__init__(f"{name} {problem}")
         self.name = name
+        self.problem = problem
+
+
+class ProviderError(Exception):
+    """Stripe could not do what we asked. `request_id` is Stripe's, for its logs and support."""
+
+    def __init__(self, message: str, request_id: str | None = None):
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class ProviderUnavailable(ProviderError):
+    """Stripe failed or could not be reached, after the SDK's retries."""
+
+
+class ProviderBusy(ProviderError):
+    """Stripe is rate limiting this account."""
+
+
+class IdempotencyConflict(ProviderError):
+    """An idempotency key was reused with a different request."""
+
+
+class ProviderRefused(ProviderError):
+    """Stripe refused a request we built: a bug on our side, not the caller's."""

@@ -1,131 +1,211 @@
-"""HTTP plumbing shared by every entry point: JSON answers, method checks,
-CORS, body limits, client IPs and one log line per request.
+"""The HTTP layer: JSON answers, method and origin checks, CORS, body limits, one log line.
 
-A handler is a plain function `handler(request, settings) -> (body, status)`
-that raises `HttpError` to refuse. `endpoint(...)` wraps it, so the rules
-about methods, origins, error shapes and logging live in one place.
+A handler is `async handler(request, context) -> (body, status)` that raises
+domain errors (`common.errors`, `payments.store.StoreUnavailable`) or
+`HttpError`. `endpoint(...)` wraps it; `answer_for` is the one table that
+turns each error into a status, a message and headers.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import json
 import time
+from typing import Awaitable, Callable
 
-import flask
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
-from common import logs, settings as settings_module
-from common.errors import HttpError
+from common import errors, logs
+from payments.store import StoreUnavailable
 
 PREFLIGHT_MAX_AGE_SECONDS = "3600"
+ALLOWED_HEADERS = "Content-Type, Idempotency-Key"
+# A body that has not fully arrived by then is answered 408: a slow client
+# must not hold the request open.
+BODY_TIMEOUT_SECONDS = 5.0
+
+Handler = Callable[[Request, "object"], Awaitable[tuple[dict, int]]]
 
 
-def json_response(body: dict, status: int = 200, headers: dict | None = None) -> flask.Response:
-    response = flask.Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
-    response.headers["Cache-Control"] = "no-store"
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
+class HttpError(Exception):
+    """A refusal decided by the HTTP layer itself (method, origin, body size)."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def answer_for(error: Exception) -> tuple[int, str, dict] | None:
+    """Status, message and headers for each error the lower layers raise; None for a bug."""
+    match error:
+        case HttpError():
+            return error.status, error.message, error.headers
+        case errors.InvalidRequest():
+            return 400, str(error), {}
+        case errors.Unauthenticated():
+            return 401, str(error), {}
+        case errors.NotFound():
+            return 404, str(error), {}
+        case errors.RateLimited():
+            return 429, "Too many requests; slow down and retry later.", {"Retry-After": str(error.retry_after)}
+        case errors.SettingError():
+            return 500, f"Server misconfigured: {error.name} {error.problem}.", {}
+        case errors.IdempotencyConflict():
+            return 409, "This Idempotency-Key was already used with a different request body.", {}
+        case errors.ProviderRefused():
+            return 500, "Our request to the payment provider was wrong; it has been logged.", {}
+        case errors.ProviderBusy():
+            return 503, "Payment provider is busy; try again shortly.", {"Retry-After": "2"}
+        case errors.ProviderUnavailable():
+            return 502, "Payment provider is unavailable; try again shortly.", {}
+        case StoreUnavailable():
+            return 503, "Payment store is unavailable; try again shortly.", {"Retry-After": "5"}
+    return None
+
+
+def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
+    try:
+        content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped, so the answer is still valid JSON
+        content = json.dumps(body).encode("ascii")
+    # Answers carry client secrets and payment state: never cached by a browser or a proxy.
+    response = Response(content, status, media_type="application/json", headers={"Cache-Control": "no-store"})
+    if headers:
+        response.headers.update(headers)
     return response
 
 
-def endpoint(name: str, methods: tuple[str, ...], cors: bool = False):
-    """Wrap a handler with the method check, CORS, JSON errors and logging.
+def endpoint(name: str, handler: Handler, context, methods: tuple[str, ...], cors: bool = False):
+    """Wrap `handler` with the method check, origin check, CORS, JSON errors and logging.
 
     `cors=True` is for the browser-facing checkout paths: OPTIONS preflights
-    are answered here and allowed origins get Access-Control-Allow-Origin.
-    The webhook is called by Stripe, not a browser, and sends no CORS headers.
+    are answered here, allowed origins get Access-Control-Allow-Origin, and a
+    request from an origin that is not allowed is refused before any work (a
+    cross-site form or `text/plain` POST is sent without a preflight). The
+    webhook is called by Stripe, not a browser, and sends no CORS headers.
     """
     allowed = methods + ("OPTIONS",) if cors else methods
 
-    def decorate(handler):
-        @functools.wraps(handler)
-        def wrapper(request: flask.Request) -> flask.Response:
-            started = time.perf_counter()
-            try:
-                response = _dispatch(handler, request, methods, allowed, cors)
-            except HttpError as error:
-                response = json_response({"error": error.message}, error.status, error.headers)
-                if cors:
-                    _add_cors_headers(request, response)
-                logs.error_line(request, name, error.status, error.message, error.__cause__)
-            except Exception as error:  # a bug: answer JSON, log the class and stack, never the value
-                response = json_response({"error": "Internal error; it has been logged."}, 500)
-                logs.exception_line(request, name, error)
-            logs.request_line(request, name, response.status_code, time.perf_counter() - started)
-            return response
+    async def serve(request: Request) -> Response:
+        request.state.log = {}
+        try:
+            if cors and request.method == "OPTIONS" and "origin" in request.headers:
+                return _preflight(request, context)
+            if request.method not in methods:
+                raise HttpError(405, f"Method {request.method} not allowed; use {', '.join(methods)}.",
+                                {"Allow": ", ".join(allowed)})
+            origin = _allowed_origin(request, context) if cors else None
+            if cors and origin is None and "origin" in request.headers:
+                raise HttpError(403, "Origin not allowed; add it to ALLOWED_ORIGINS.", {"Vary": "Origin"})
+            body, status = await handler(request, context)
+            response = json_response(body, status)
+            if origin:
+                _cors_headers(response, origin)
+        except Exception as error:
+            response = _error_response(request, name, error, context if cors else None)
+        else:
+            _log_line(request, name, response.status_code)
+        return response
 
-        return wrapper
+    serve.__name__ = serve.__qualname__ = name
+    return serve
 
-    return decorate
 
-
-def _dispatch(handler, request, methods, allowed, cors) -> flask.Response:
-    if cors and request.method == "OPTIONS":
-        return _preflight(request)
-    if request.method not in methods:
-        raise HttpError(
-            405, f"Method {request.method} not allowed; use {', '.join(methods)}.", {"Allow": ", ".join(allowed)}
-        )
-    body, status = handler(request, settings_module.get())
-    response = json_response(body, status)
-    if cors:
-        _add_cors_headers(request, response)
+def _error_response(request: Request, name: str, error: Exception, cors_context) -> Response:
+    answer = answer_for(error)
+    if answer is None:  # a bug: answer JSON, report the class and stack, never the value
+        logs.error_report(f"{name}: unhandled {error.__class__.__name__}", error, endpoint=name, status=500,
+                          **logs.trace_fields(request.headers))
+        answer = 500, "Internal error; it has been logged.", {}
+    else:
+        _log_line(request, name, answer[0], error)
+    status, message, headers = answer
+    response = json_response({"error": message}, status, headers)
+    if cors_context is not None and "origin" in request.headers:
+        origin = _allowed_origin(request, cors_context)
+        if origin:
+            _cors_headers(response, origin)
     return response
 
 
-def _allowed_origin(request: flask.Request) -> str | None:
-    origin = request.headers.get("Origin")
+def _log_line(request: Request, name: str, status: int, error: Exception | None = None) -> None:
+    fields = {"endpoint": name, "status": status, **request.state.log}
+    if error is not None:
+        fields["error"] = error.__class__.__name__
+        request_id = getattr(error, "request_id", None)
+        if request_id:
+            fields["stripe_request_id"] = request_id
+        if isinstance(error, errors.SettingError):
+            fields["setting"] = error.name
+    severity = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
+    logs.write(severity, f"{name} {status}", **fields, **logs.trace_fields(request.headers))
+
+
+def note(request: Request, **fields) -> None:
+    """Add ids or an outcome to this request's log line."""
+    request.state.log.update(fields)
+
+
+def _allowed_origin(request: Request, context) -> str | None:
+    origin = request.headers.get("origin")
     if not origin:
         return None
     try:
-        settings = settings_module.get()
-    except HttpError:  # misconfigured: the error itself is answered, without CORS
+        settings = context.settings
+    except errors.SettingError:  # misconfigured: the error itself is answered, without CORS
         return None
     if settings.allows_any_origin:
         return "*"
     return origin if origin in settings.allowed_origins else None
 
 
-def _add_cors_headers(request: flask.Request, response: flask.Response) -> None:
+def _cors_headers(response: Response, origin: str) -> None:
+    response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Vary"] = "Origin"
-    origin = _allowed_origin(request)
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
 
 
-def _preflight(request: flask.Request) -> flask.Response:
-    origin = _allowed_origin(request)
+def _preflight(request: Request, context) -> Response:
+    origin = _allowed_origin(request, context)
     if origin is None:
         raise HttpError(403, "Origin not allowed; add it to ALLOWED_ORIGINS.", {"Vary": "Origin"})
-    response = flask.Response(status=204)
-    response.headers.update(
-        {
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-            "Access-Control-Allow-Headers": "Content-Type, Idempotency-Key",
-            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_SECONDS,
-            "Vary": "Origin",
-        }
-    )
-    return response
+    return Response(status_code=204, headers={
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+        "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_SECONDS,
+        "Vary": "Origin",
+    })
 
 
-def read_body(request: flask.Request, limit: int) -> bytes:
-    """The raw body, refusing with 413 anything over `limit` bytes.
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body: 413 past `limit` bytes, 408 if it has not all arrived within BODY_TIMEOUT_SECONDS.
 
     The declared length is checked first so a large upload is refused
-    without being read; a chunked body is read to one byte past the limit.
+    without being read; a chunked body is read only to one byte past the limit.
     """
     too_large = HttpError(413, f"Request body is larger than {limit} bytes.")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise too_large
-    return data
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise too_large if declared.isdigit() else HttpError(400, "Content-Length is not a number.")
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HttpError(408, f"Request body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds.") from None
+    except ClientDisconnect:
+        raise HttpError(400, "The connection closed before the body arrived.") from None
+    return b"".join(chunks)
 
 
-def client_ip(request: flask.Request, trusted_hops: int) -> str:
+def client_ip(request: Request, trusted_hops: int) -> str:
     """The caller's address as seen by the nearest proxy we trust.
 
     Google's front end appends the address it saw to X-Forwarded-For, so the
@@ -133,7 +213,7 @@ def client_ip(request: flask.Request, trusted_hops: int) -> str:
     Behind an external Application Load Balancer (which appends the client and
     its own address) the client is the second entry from the end: 2 hops.
     """
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
     if trusted_hops and len(forwarded) >= trusted_hops:
         return forwarded[-trusted_hops]
-    return request.remote_addr or "unknown"
+    return request.client.host if request.client else "unknown"

@@ -1,4 +1,4 @@
-"""Per-client-IP request limits: a moving window per client, endpoint and rate.
+"""Per-client request limits: a moving window per client, endpoint and rate.
 
 Rates are written the way the `limits` library writes them ("10/minute",
 "100 per hour", several joined with ";"), and a client that spends one is
@@ -10,24 +10,19 @@ not by `limits`: its in-memory storage starts a timer thread every 10 ms
 while requests arrive (a measurable share of each request's CPU under load),
 and importing `limits` adds ~15 ms to every cold start. `limits` is imported
 only when `RATE_LIMIT_STORAGE_URI=redis://…` (e.g. Memorystore) shares the
-counts across instances.
+counts across instances, through its asyncio storage.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import math
 import re
 import threading
 import time
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-import flask
-
-from common.errors import HttpError, SettingError
-from common.http import client_ip
-from common.settings import Settings
+from common.errors import RateLimited, SettingError
 
 # The notation `limits` parses (its util.SINGLE_EXPR and SEPARATORS), so a
 # setting means the same whichever storage counts it.
@@ -75,7 +70,7 @@ class MemoryCounts:
         self._lock = threading.Lock()
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
 
-    def hit(self, rate: Rate, scope: str, key: str) -> float | None:
+    def count(self, rate: Rate, scope: str, key: str) -> float | None:
         """Count one hit: None if allowed, else the seconds until one would be."""
         now = time.monotonic()
         window_start = now - rate.seconds
@@ -92,6 +87,9 @@ class MemoryCounts:
             hits.append(now)
             return None
 
+    async def hit(self, rate: Rate, scope: str, key: str) -> float | None:
+        return self.count(rate, scope, key)
+
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + SWEEP_INTERVAL_SECONDS
         idle = [id_ for id_, hits in self._hits.items() if not hits or hits[-1] <= now - id_[0].seconds]
@@ -99,53 +97,49 @@ class MemoryCounts:
             del self._hits[id_]
 
 
+class Counts(Protocol):
+    async def hit(self, rate: Rate, scope: str, key: str) -> float | None:
+        """Count one hit: None if allowed, else the seconds until one would be."""
+
+
 class SharedCounts:
-    """Counts kept by a server (Redis, Memcached…) through `limits`, shared by instances."""
+    """Counts kept by a server (Redis, e.g. Memorystore) through `limits`, shared by instances."""
 
     def __init__(self, storage_uri: str):
-        from limits import storage, strategies
+        from limits.aio import strategies
+        from limits.storage import storage_from_string
 
+        # limits names its asyncio storages async+SCHEME; Redis through the redis package's asyncio client.
+        uri = storage_uri if storage_uri.startswith("async+") else "async+" + storage_uri
+        options = {"implementation": "redispy"} if "redis" in uri.split("://", 1)[0] else {}
         try:
-            backend = storage.storage_from_string(storage_uri)
-        except Exception as error:  # limits raises several types for a bad or unusable URI
-            raise SettingError("RATE_LIMIT_STORAGE_URI", f"is not a usable storage URI ({error.__class__.__name__})")
+            backend = storage_from_string(uri, **options)
+        except Exception as error:  # noqa: BLE001 - limits raises several types for a bad or unusable URI
+            raise SettingError(
+                "RATE_LIMIT_STORAGE_URI", f"is not a usable storage URI ({error.__class__.__name__})"
+            ) from None
         self._limiter = strategies.MovingWindowRateLimiter(backend)
+        self._items: dict[str, object] = {}
 
-    @staticmethod
-    @functools.cache
-    def _item(text: str):
+    async def hit(self, rate: Rate, scope: str, key: str) -> float | None:
         from limits import parse
 
-        return parse(text)
-
-    def hit(self, rate: Rate, scope: str, key: str) -> float | None:
-        item = self._item(rate.text)
-        if self._limiter.hit(item, scope, key):
+        item = self._items.get(rate.text) or self._items.setdefault(rate.text, parse(rate.text))
+        if await self._limiter.hit(item, scope, key):
             return None
-        return self._limiter.get_window_stats(item, scope, key).reset_time - time.time()
+        stats = await self._limiter.get_window_stats(item, scope, key)
+        return stats.reset_time - time.time()
 
 
-@functools.cache
-def _limiter(storage_uri: str) -> MemoryCounts | SharedCounts:
-    if storage_uri.strip() == "memory://":
-        return MemoryCounts()
-    return SharedCounts(storage_uri)
+class Limiter:
+    """Checks each request against its client's rates for one endpoint (scope)."""
 
+    def __init__(self, storage_uri: str):
+        self.counts: Counts = MemoryCounts() if storage_uri == "memory://" else SharedCounts(storage_uri)
 
-@functools.cache
-def _items(setting: str, value: str) -> tuple[Rate, ...]:
-    try:
-        return parse_rates(value)
-    except ValueError:
-        raise SettingError(setting, "must be a rate like 10/minute (several may be joined with ;)")
-
-
-def check(request: flask.Request, settings: Settings, scope: str, setting: str, value: str) -> None:
-    """Count this request against its client's limit; 429 once it is spent."""
-    limiter = _limiter(settings.rate_limit_storage_uri)
-    key = client_ip(request, settings.trusted_proxy_hops)
-    for rate in _items(setting, value):
-        wait = limiter.hit(rate, scope, key)
-        if wait is not None:
-            retry_after = max(1, math.ceil(wait))
-            raise HttpError(429, "Too many requests; slow down and retry later.", {"Retry-After": str(retry_after)})
+    async def check(self, scope: str, rates: tuple[Rate, ...], client: str) -> None:
+        """Count this request; RateLimited once the client has spent a rate."""
+        for rate in rates:
+            wait = await self.counts.hit(rate, scope, client)
+            if wait is not None:
+                raise RateLimited(max(1, math.ceil(wait)))

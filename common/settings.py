@@ -1,21 +1,26 @@
-"""Settings, read from the environment once per instance and validated together.
+"""Settings: every environment variable the service reads, parsed and validated here.
 
-Cloud Functions and Cloud Run pass configuration as environment variables:
-plain values with --set-env-vars, secrets with --set-secrets. Every setting is
-parsed here, so a typo fails with a message naming the setting instead of a
-confusing error deep inside a request. Settings a given function does not use
-may be absent; asking for a missing one raises `SettingError` (HTTP 500).
+Cloud Run passes configuration as environment variables: plain values with
+--set-env-vars (or an env-vars file), secrets with --set-secrets. This module
+is the only reader of the environment, so a typo fails with a message naming
+the setting instead of a confusing error deep inside a request. Secret
+values stay out of every repr; a value shaped like a Secret Manager version
+name is resolved later, by `common.secrets`.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from common import secrets
 from common.errors import SettingError
+from common.ratelimit import Rate, parse_rates
+
+# Where the embedded store lives when nothing else is chosen: git-ignored.
+DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent.parent / ".local" / "payments.db"
 
 DEFAULTS = {
     "CHECKOUT_RETURN_PATH": "/hero-me",
@@ -27,41 +32,55 @@ DEFAULTS = {
     "EVENTS_COLLECTION": "stripe_events",
 }
 
-# Every environment variable the service reads: the settings above, the
-# platform's (which store and project to use, functions-framework's serving
-# threads), so tools and tests can start a process with none but their own.
+# Every environment variable the service reads. Tools and tests start
+# processes with none of these but their own.
 NAMES = (
     "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
     "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
     "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
-    "K_SERVICE", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "THREADS", "WORKERS",
+    "K_SERVICE", "K_REVISION", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
 )
+
+
+@dataclass(frozen=True)
+class StoreChoice:
+    """Which payment store: Firestore, or an SQLite file at `path`."""
+
+    kind: str  # "firestore" or "sqlite"
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        return "firestore" if self.kind == "firestore" else f"sqlite://{self.path}"
 
 
 @dataclass(frozen=True)
 class Settings:
     """The validated configuration of one instance."""
 
-    env: dict
-    frontend_url: str | None
-    checkout_return_path: str
-    allowed_origins: frozenset[str]
-    stripe_api_base: str | None
-    rate_limit_create: str
-    rate_limit_status: str
-    rate_limit_storage_uri: str
-    trusted_proxy_hops: int
-    payments_store: str | None
-    payments_collection: str
-    events_collection: str
-    secret_manager_endpoint: str | None
+    frontend_url: str | None = None
+    checkout_return_path: str = DEFAULTS["CHECKOUT_RETURN_PATH"]
+    allowed_origins: frozenset[str] = frozenset()
+    stripe_api_base: str | None = None
+    rate_limit_create: tuple[Rate, ...] = ()
+    rate_limit_status: tuple[Rate, ...] = ()
+    rate_limit_storage_uri: str = DEFAULTS["RATE_LIMIT_STORAGE_URI"]
+    trusted_proxy_hops: int = 1
+    payments_store: StoreChoice = StoreChoice("sqlite", DEFAULT_SQLITE_PATH)
+    payments_collection: str = DEFAULTS["PAYMENTS_COLLECTION"]
+    events_collection: str = DEFAULTS["EVENTS_COLLECTION"]
+    secret_manager_endpoint: str | None = None
+    google_cloud_project: str | None = None
+    firestore_emulator_host: str | None = None
+    # Set by Cloud Run: which service and revision this instance serves.
+    service: str | None = None
+    revision: str | None = None
+    # Secrets as configured: the value itself, or a Secret Manager version name.
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)
 
     @property
     def return_url(self) -> str:
-        """Where Stripe sends the buyer after paying.
-
-        `{CHECKOUT_SESSION_ID}` is sent literally: Stripe substitutes the id.
-        """
+        """Where Stripe sends the buyer after paying; Stripe fills in `{CHECKOUT_SESSION_ID}`."""
         if not self.frontend_url:
             raise SettingError("FRONTEND_URL", "is not set")
         return self.frontend_url + self.checkout_return_path + "?session_id={CHECKOUT_SESSION_ID}"
@@ -70,61 +89,40 @@ class Settings:
     def allows_any_origin(self) -> bool:
         return "*" in self.allowed_origins
 
-    def stripe_secret_key(self) -> str:
-        key = self._secret("STRIPE_SECRET_KEY")
-        if not key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
-            raise SettingError("STRIPE_SECRET_KEY", "is not a Stripe secret key (sk_… or rk_…)")
-        return key
 
-    def stripe_webhook_secrets(self) -> tuple[str, ...]:
-        """All accepted endpoint secrets: more than one while a secret is rolled."""
-        values = tuple(s.strip() for s in self._secret("STRIPE_WEBHOOK_SECRET").split(",") if s.strip())
-        if not values or not all(v.startswith("whsec_") for v in values):
-            raise SettingError(
-                "STRIPE_WEBHOOK_SECRET", "must be one or more comma-separated whsec_… signing secrets"
-            )
-        return values
-
-    def _secret(self, name: str) -> str:
-        value = self.env.get(name, "").strip()
-        if not value:
-            raise SettingError(name, "is not set")
-        return secrets.resolve(name, value, self.secret_manager_endpoint)
+def from_environment() -> Settings:
+    """The settings of this process: the one place that reads its environment."""
+    return from_env(os.environ)
 
 
-def load(env: dict | None = None) -> Settings:
-    """Parse and validate settings from `env` (default: the process environment)."""
-    env = dict(os.environ if env is None else env)
+def from_env(env: Mapping[str, str]) -> Settings:
+    """Parse and validate every setting in `env`; SettingError names the first bad one."""
 
     def get(name: str) -> str:
         return (env.get(name) or DEFAULTS.get(name, "")).strip()
 
     frontend_url = _frontend_url(get("FRONTEND_URL"))
+    emulator = get("FIRESTORE_EMULATOR_HOST") or None
     return Settings(
-        env=env,
         frontend_url=frontend_url,
         checkout_return_path=_return_path(get("CHECKOUT_RETURN_PATH")),
         allowed_origins=_allowed_origins(get("ALLOWED_ORIGINS"), frontend_url),
         stripe_api_base=_base_url("STRIPE_API_BASE", get("STRIPE_API_BASE")) or None,
-        rate_limit_create=get("RATE_LIMIT_CREATE"),
-        rate_limit_status=get("RATE_LIMIT_STATUS"),
-        rate_limit_storage_uri=get("RATE_LIMIT_STORAGE_URI"),
+        rate_limit_create=_rates("RATE_LIMIT_CREATE", get("RATE_LIMIT_CREATE")),
+        rate_limit_status=_rates("RATE_LIMIT_STATUS", get("RATE_LIMIT_STATUS")),
+        rate_limit_storage_uri=_storage_uri(get("RATE_LIMIT_STORAGE_URI")),
         trusted_proxy_hops=_non_negative_int("TRUSTED_PROXY_HOPS", get("TRUSTED_PROXY_HOPS")),
-        payments_store=get("PAYMENTS_STORE") or None,
+        payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE")), emulator=emulator),
         payments_collection=_collection("PAYMENTS_COLLECTION", get("PAYMENTS_COLLECTION")),
         events_collection=_collection("EVENTS_COLLECTION", get("EVENTS_COLLECTION")),
         secret_manager_endpoint=get("SECRET_MANAGER_ENDPOINT") or None,
+        google_cloud_project=get("GOOGLE_CLOUD_PROJECT") or None,
+        firestore_emulator_host=emulator,
+        service=get("K_SERVICE") or None,
+        revision=get("K_REVISION") or None,
+        stripe_secret_key=get("STRIPE_SECRET_KEY"),
+        stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
     )
-
-
-@functools.cache
-def get() -> Settings:
-    """The instance's settings, parsed on first use.
-
-    A failed parse is not cached, so a fixed deployment recovers without a
-    restart, and every request meanwhile gets the same clear 500.
-    """
-    return load()
 
 
 def _frontend_url(value: str) -> str | None:
@@ -166,10 +164,35 @@ def _base_url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+def _rates(name: str, value: str) -> tuple[Rate, ...]:
+    try:
+        return parse_rates(value)
+    except ValueError:
+        raise SettingError(name, "must be a rate like 10/minute (several may be joined with ;)") from None
+
+
+def _storage_uri(value: str) -> str:
+    if "://" not in value:
+        raise SettingError("RATE_LIMIT_STORAGE_URI", "must be a storage URI such as memory:// or redis://host:6379")
+    return value
+
+
 def _non_negative_int(name: str, value: str) -> int:
     if not value.isdigit():
         raise SettingError(name, "must be a whole number of 0 or more")
     return int(value)
+
+
+def _store(value: str, on_google_cloud: bool, emulator: str | None) -> StoreChoice:
+    """firestore, or sqlite:///absolute/path.db (the path of the URL, as in file:///…)."""
+    if not value:
+        return StoreChoice("firestore") if on_google_cloud or emulator else StoreChoice("sqlite", DEFAULT_SQLITE_PATH)
+    if value == "firestore":
+        return StoreChoice("firestore")
+    parts = urlsplit(value)
+    if parts.scheme == "sqlite" and not parts.netloc and parts.path.startswith("/") and parts.path.strip("/"):
+        return StoreChoice("sqlite", Path("/" + parts.path.lstrip("/")))
+    raise SettingError("PAYMENTS_STORE", "must be firestore or sqlite:///absolute/path/to/file.db")
 
 
 def _collection(name: str, value: str) -> str:

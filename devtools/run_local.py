@@ -497,7 +497,7 @@ class LocalStack:
         self.notes.append(f"`stripe listen` forwards test-mode events to {self.webhook_url}.")
 
     def _start_page(self) -> None:
-        from common.stripe_api import API_VERSION
+        from common.stripe_rules import API_VERSION
 
         publishable = self.env.get("STRIPE_PUBLISHABLE_KEY", "").strip() if self.mode == "stripe" else ""
         config = {

@@ -29,6 +29,7 @@ The commands are also functions (`pay`, `expire`, `replay`,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -179,7 +180,7 @@ def _standin(config: Config, method: str, path: str, payload: dict | None = None
 
 def latest_open_session(config: Config) -> str:
     """The newest open Checkout Session, asked for with Stripe's own list API."""
-    from common.stripe_api import API_VERSION
+    from common.stripe_rules import API_VERSION
 
     client = stripe.StripeClient(config.secret_key, stripe_version=API_VERSION,
                                  base_addresses={"api": config.stripe_url})
@@ -234,16 +235,20 @@ def _environment(values: dict):
 
 def read_back(config: Config, report: Report) -> Report:
     """What the store holds for the session, and what the status endpoint tells the page."""
-    from common import settings
-    from common.errors import HttpError
-    from payments.store import open_store
+    from common.context import Context
+    from common.errors import SettingError
+
+    async def recorded(context: Context):
+        try:
+            return await context.store().get_payment(report.session_id)
+        finally:
+            await context.close()
 
     try:
         with _environment(config.store_env):
-            store = open_store(settings.load(config.store_env))
-            report.recorded = store.get_payment(report.session_id)
-    except HttpError as error:
-        report.store_problem = error.message
+            report.recorded = asyncio.run(recorded(Context(config.store_env)))
+    except SettingError as error:
+        report.store_problem = f"{error.name} {error.problem}"
     except Exception as error:  # any store trouble is worth a line, not a traceback
         report.store_problem = f"{error.__class__.__name__}: {error}"
 

@@ -3,37 +3,36 @@
 Two collections (names from settings, defaults shown):
 
     payments/{session_id}       the payment record (see `payments.state`)
-    stripe_events/{event_id}    type, session_id, created, received_at
+    stripe_events/{event_id}    type, session_id, created, received_at, expires_at
 
 `record_event` reads the event document and the payment document and writes
 both in one transaction, so an event is applied exactly once even when Stripe
-delivers it twice at the same moment: Firestore aborts one of two
-transactions that read the same document, and `firestore.transactional`
-retries it, and the retry finds the event already stored.
+delivers it twice at the same moment. Firestore locks the documents a
+transaction reads; a transaction that loses a conflict is aborted and retried
+by `async_transactional`, and the retry finds the event already stored.
 
-Failing fast is part of not losing events. The webhook must answer within
-Stripe's timeout, and an error answer makes Stripe retry later, so when
-Firestore cannot be reached the store raises `StoreUnavailable` quickly
-instead of letting the client retry for a minute. Two bounds do that:
+Deliveries for one session are also taken one at a time inside an instance
+before their transaction starts. Stripe sends an event again when an answer
+is slow, and several events of one session arrive together; if each opened a
+transaction on the same documents, they would only wait on each other's
+locks. The state machine is idempotent, so applying them in turn loses
+nothing.
 
-- every RPC is bounded to RPC_TIMEOUT_SECONDS, retries included: reads
-  through their `retry`/`timeout` arguments, and BeginTransaction, Commit and
-  Rollback (which `Transaction` sends without those arguments) through the
-  client's defaults for them, see `_bound_transaction_rpcs`;
-- a transaction chains several RPCs and may be retried after contention, so
-  the whole operation also runs on a worker thread that the caller waits for
-  at most OPERATION_TIMEOUT_SECONDS. A write that still lands after that is
-  harmless: Stripe's retry of the delivery then finds the event stored.
+Failing fast is part of not losing events: the webhook must answer within
+Stripe's timeout, and an error answer makes Stripe retry later. Every
+operation is bounded by OPERATION_TIMEOUT_SECONDS, after which the caller gets
+`StoreUnavailable` while the abandoned operation finishes (or rolls back) in
+the background.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
-import threading
+import asyncio
+import weakref
+from datetime import datetime, timedelta, timezone
 
 from google.api_core import exceptions as api_exceptions
-from google.api_core import retry as api_retry
+from google.api_core import retry_async
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
@@ -43,14 +42,14 @@ from payments.store import StoreUnavailable
 RPC_TIMEOUT_SECONDS = 4.0
 OPERATION_TIMEOUT_SECONDS = 9.0
 
+# Event documents expire (by a Firestore TTL policy on `expires_at`) well
+# after Stripe's three days of retries: a redelivery is still a duplicate.
+EVENT_RETENTION = timedelta(days=30)
+
 # Transient errors are retried, as the client library would, but only for
 # RPC_TIMEOUT_SECONDS instead of its 60 to 300 seconds.
-READ_RETRY = api_retry.Retry(
-    predicate=api_retry.if_transient_error,
-    initial=0.1,
-    maximum=1.0,
-    multiplier=2.0,
-    timeout=RPC_TIMEOUT_SECONDS,
+READ_RETRY = retry_async.AsyncRetry(
+    predicate=retry_async.if_transient_error, initial=0.1, maximum=1.0, multiplier=2.0, timeout=RPC_TIMEOUT_SECONDS
 )
 
 # Errors that mean "Firestore did not store it": answer 503 so Stripe retries.
@@ -66,95 +65,130 @@ UNAVAILABLE_ERRORS = (
 class FirestoreStore:
     """A `PaymentStore` in two Firestore collections."""
 
-    def __init__(self, payments_collection: str, events_collection: str):
+    def __init__(self, payments_collection: str, events_collection: str, project: str | None = None,
+                 emulator_host: str | None = None):
         self.payments_collection = payments_collection
         self.events_collection = events_collection
-        where = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        self.project = project
         self.description = f"Firestore collections {payments_collection} and {events_collection}" + (
-            f" on the emulator at {where}" if where else ""
+            f" on the emulator at {emulator_host}" if emulator_host else ""
         )
-        self._client: firestore.Client | None = None
-        self._client_lock = threading.Lock()
+        self._client: firestore.AsyncClient | None = None
+        self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._background: set[asyncio.Task] = set()
 
-    def record_event(self, event: dict) -> bool:
+    async def record_event(self, event: dict) -> bool:
         change = state.change_from_event(event)
 
-        def run() -> bool:
-            client = self._get_client()
-            try:
-                return _record_event(
-                    client.transaction(),
-                    client.collection(self.payments_collection).document(change.session_id),
-                    client.collection(self.events_collection).document(change.event_id),
-                    change,
-                )
-            except api_exceptions.AlreadyExists:
-                # A concurrent delivery of the same event committed first; ours
-                # committed nothing (the transaction is atomic), so it is a duplicate.
-                return False
+        async def run() -> bool:
+            async with self._lock(change.session_id):
+                client = self._get_client()
+                try:
+                    return await _record_event(
+                        client.transaction(),
+                        client,
+                        client.collection(self.payments_collection).document(change.session_id),
+                        client.collection(self.events_collection).document(change.event_id),
+                        change,
+                    )
+                except api_exceptions.AlreadyExists:
+                    # Another instance committed this event first; ours committed
+                    # nothing (the transaction is atomic), so it is a duplicate.
+                    return False
 
-        return _call_with_deadline(run)
+        return await self._bounded(run())
 
-    def record_session(self, session: dict) -> dict:
+    async def record_session(self, session: dict) -> dict:
         change = state.change_from_session(session)
 
-        def run() -> dict:
-            client = self._get_client()
-            transaction = client.transaction()
-            record = _record_session(
-                transaction, client.collection(self.payments_collection).document(change.session_id), change
-            )
-            # What the server stored for SERVER_TIMESTAMP is the commit time.
-            return {k: transaction.commit_time if v is firestore.SERVER_TIMESTAMP else v for k, v in record.items()}
+        async def run() -> dict:
+            async with self._lock(change.session_id):
+                client = self._get_client()
+                transaction = client.transaction()
+                record = await _record_session(
+                    transaction, client, client.collection(self.payments_collection).document(change.session_id), change
+                )
+                # What the server stored for SERVER_TIMESTAMP is the commit time.
+                return {k: transaction.commit_time if v is firestore.SERVER_TIMESTAMP else v for k, v in record.items()}
 
-        return _call_with_deadline(run)
+        return await self._bounded(run())
 
-    def get_payment(self, session_id: str) -> dict | None:
-        def run() -> dict | None:
+    async def get_payment(self, session_id: str) -> dict | None:
+        async def run() -> dict | None:
             ref = self._get_client().collection(self.payments_collection).document(session_id)
-            snapshot = ref.get(retry=READ_RETRY, timeout=RPC_TIMEOUT_SECONDS)
+            snapshot = await ref.get(retry=READ_RETRY, timeout=RPC_TIMEOUT_SECONDS)
             return snapshot.to_dict() if snapshot.exists else None
 
-        return _call_with_deadline(run)
+        return await self._bounded(run())
 
-    def _get_client(self) -> firestore.Client:
-        """One client per instance, created on first use: it holds the gRPC channel.
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            # AsyncClient has no public way to close its gRPC channel (google-cloud-firestore 2.34);
+            # the API client it wraps closes it through its transport.
+            await client._firestore_api.transport.close()
 
-        The project comes from the environment (Application Default
-        Credentials on Google Cloud; GOOGLE_CLOUD_PROJECT, or a fixed default,
-        when FIRESTORE_EMULATOR_HOST points the client at an emulator).
+    def _get_client(self) -> firestore.AsyncClient:
+        """One client per instance, created on first use (in the serving event loop): it holds the gRPC channel.
+
+        Credentials and project come from the environment (Application Default
+        Credentials on Google Cloud; the client talks to an emulator by
+        itself when FIRESTORE_EMULATOR_HOST is set).
         """
         if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    client = firestore.Client()
-                    _bound_transaction_rpcs(client)
-                    self._client = client
+            self._client = firestore.AsyncClient(project=self.project)
         return self._client
 
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._session_locks.get(session_id)
+        if lock is None:
+            lock = self._session_locks[session_id] = asyncio.Lock()
+        return lock
 
-@firestore.transactional
-def _record_event(transaction, payment_ref, event_ref, change: state.SessionChange) -> bool:
-    stored_event, payment = _get_all(transaction, event_ref, payment_ref)
+    async def _bounded(self, operation):
+        """Run `operation`, waiting at most OPERATION_TIMEOUT_SECONDS for it.
+
+        Past the bound the caller gets StoreUnavailable at once, and the
+        operation is cancelled, rolling back in the background. If its commit
+        was already on its way it may still land after we answered 503: that
+        is fine, Stripe's retry of the delivery then finds the event stored
+        and is answered as a duplicate.
+        """
+        task = asyncio.ensure_future(operation)
+        done, _ = await asyncio.wait({task}, timeout=OPERATION_TIMEOUT_SECONDS)
+        if not done:
+            task.cancel()
+            self._background.add(task)
+            task.add_done_callback(_forget(self._background))
+            raise StoreUnavailable("Firestore did not answer in time")
+        try:
+            return task.result()
+        except Exception as error:
+            if _is_unavailable(error):
+                raise StoreUnavailable(f"Firestore failed ({error.__class__.__name__})") from error
+            raise
+
+
+@firestore.async_transactional
+async def _record_event(transaction, client, payment_ref, event_ref, change: state.SessionChange) -> bool:
+    stored_event, payment = await _get_all(client, transaction, event_ref, payment_ref)
     if stored_event.exists:
         return False
     before = payment.to_dict() if payment.exists else None
     transaction.set(payment_ref, state.apply(before, change, firestore.SERVER_TIMESTAMP))
-    transaction.create(
-        event_ref,
-        {
-            "type": change.event_type,
-            "session_id": change.session_id,
-            "created": change.created,
-            "received_at": firestore.SERVER_TIMESTAMP,
-        },
-    )
+    transaction.create(event_ref, {
+        "type": change.event_type,
+        "session_id": change.session_id,
+        "created": change.created,
+        "received_at": firestore.SERVER_TIMESTAMP,
+        "expires_at": datetime.now(timezone.utc) + EVENT_RETENTION,
+    })
     return True
 
 
-@firestore.transactional
-def _record_session(transaction, payment_ref, change: state.SessionChange) -> dict:
-    (payment,) = _get_all(transaction, payment_ref)
+@firestore.async_transactional
+async def _record_session(transaction, client, payment_ref, change: state.SessionChange) -> dict:
+    (payment,) = await _get_all(client, transaction, payment_ref)
     before = payment.to_dict() if payment.exists else None
     after = state.apply(before, change, firestore.SERVER_TIMESTAMP)
     if state.same(before, after):
@@ -163,61 +197,32 @@ def _record_session(transaction, payment_ref, change: state.SessionChange) -> di
     return after
 
 
-def _get_all(transaction, *refs) -> list:
+async def _get_all(client, transaction, *refs) -> list:
     """Read documents in one bounded RPC, returned in the order asked for."""
-    found = {
-        snapshot.reference.path: snapshot
-        for snapshot in transaction.get_all(list(refs), retry=READ_RETRY, timeout=RPC_TIMEOUT_SECONDS)
-    }
+    found = {}
+    # The client's get_all, given the transaction: AsyncTransaction.get_all awaits this async
+    # generator instead of returning it, which fails (google-cloud-firestore 2.34).
+    reads = client.get_all(list(refs), transaction=transaction, retry=READ_RETRY, timeout=RPC_TIMEOUT_SECONDS)
+    async for snapshot in reads:
+        found[snapshot.reference.path] = snapshot
     return [found[ref.path] for ref in refs]
 
 
-def _bound_transaction_rpcs(client: firestore.Client) -> None:
-    """Bound BeginTransaction, Commit and Rollback to RPC_TIMEOUT_SECONDS.
+def _forget(tasks: set):
+    def discard(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
-    `Transaction` calls them without `retry`/`timeout` arguments, so they use
-    the defaults of the generated client: retry UNAVAILABLE for up to 60 s.
-    These defaults live on the client's transport; keep their retry
-    predicates (Commit deliberately retries fewer errors) and shorten only
-    how long they may take. The test of an unreachable Firestore fails if a
-    library upgrade makes this stop working.
-    """
-    transport = client._firestore_api.transport
-    for rpc in (transport.begin_transaction, transport.commit, transport.rollback):
-        method = transport._wrapped_methods[rpc]
-        method._retry = method._retry.with_timeout(RPC_TIMEOUT_SECONDS)
-        method._timeout = RPC_TIMEOUT_SECONDS
-
-
-def _call_with_deadline(operation):
-    """Run `operation` on a worker and wait at most OPERATION_TIMEOUT_SECONDS.
-
-    Errors that mean Firestore did not take the write become
-    `StoreUnavailable`; anything else (a bug) is raised as it is.
-    """
-    future = concurrent.futures.Future()
-
-    def run():
-        try:
-            future.set_result(operation())
-        except Exception as error:
-            future.set_exception(error)
-
-    threading.Thread(target=run, name="firestore-operation", daemon=True).start()
-    try:
-        return future.result(timeout=OPERATION_TIMEOUT_SECONDS)
-    except Exception as error:
-        if _is_unavailable(error):
-            raise StoreUnavailable() from error
-        raise
+    return discard
 
 
 def _is_unavailable(error: BaseException | None) -> bool:
     """Whether `error`, or an error it was raised from or while handling, is Firestore failing.
 
-    A failed transaction rolls back, and when the rollback itself cannot run
-    (the transaction never began) it raises a ValueError whose context is
-    the real failure, so the whole chain is searched.
+    A transaction that runs out of attempts raises a ValueError from the last
+    Aborted, and a failed rollback chains the real failure as its context,
+    so the whole chain is searched.
     """
     seen = set()
     while error is not None and id(error) not in seen:

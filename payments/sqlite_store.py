@@ -7,21 +7,27 @@ two processes, cannot both see it as new. WAL mode lets readers carry on
 while a write is in progress, and `busy_timeout` makes a writer wait for the
 lock instead of failing at once.
 
-Each thread gets its own connection (sqlite3 connections must not be shared
+The service runs on an event loop, so each operation runs on a worker
+thread (`asyncio.to_thread`) and the loop keeps serving meanwhile. Each
+thread gets its own connection (sqlite3 connections must not be shared
 between threads without a lock of their own); they all open the same file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from payments import state
 from payments.store import StoreUnavailable
+
+# As in Firestore, event rows are kept well past Stripe's three days of retries.
+EVENT_RETENTION = timedelta(days=30)
 
 # How long a write waits for another writer before the store reports itself
 # unavailable; well inside the ~10 s a webhook delivery may take.
@@ -37,7 +43,8 @@ SCHEMA = (
         type        TEXT NOT NULL,
         session_id  TEXT NOT NULL,
         created     INTEGER NOT NULL,  -- Stripe's event time, Unix seconds
-        received_at TEXT NOT NULL      -- when we stored it, ISO-8601 UTC
+        received_at TEXT NOT NULL,     -- when we stored it, ISO-8601 UTC
+        expires_at  TEXT NOT NULL      -- when it may be deleted, ISO-8601 UTC
     )""",
 )
 
@@ -58,32 +65,49 @@ class SqliteStore:
         with self._transaction() as db:
             for statement in SCHEMA:
                 db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(stripe_events)")}
+            if "expires_at" not in columns:  # a file written before events expired
+                db.execute("ALTER TABLE stripe_events ADD COLUMN expires_at TEXT NOT NULL DEFAULT ''")
 
-    def record_event(self, event: dict) -> bool:
+    async def record_event(self, event: dict) -> bool:
+        return await asyncio.to_thread(self._record_event, event)
+
+    async def record_session(self, session: dict) -> dict:
+        return await asyncio.to_thread(self._record_session, session)
+
+    async def get_payment(self, session_id: str) -> dict | None:
+        return await asyncio.to_thread(self._get_payment, session_id)
+
+    async def close(self) -> None:
+        pass  # each thread's connection closes with its thread
+
+    def _record_event(self, event: dict) -> bool:
         change = state.change_from_event(event)
         with self._transaction() as db:
             seen = db.execute("SELECT 1 FROM stripe_events WHERE event_id = ?", (event["id"],)).fetchone()
             if seen:
                 return False
             now = _now()
-            self._write(db, state.apply(self._read(db, change.session_id), change, now))
+            self._write(db, state.apply(self._read(db, change.session_id), change, now.isoformat(timespec="microseconds")))
             db.execute(
-                "INSERT INTO stripe_events (event_id, type, session_id, created, received_at) VALUES (?, ?, ?, ?, ?)",
-                (event["id"], event["type"], change.session_id, event["created"], now),
+                "INSERT INTO stripe_events (event_id, type, session_id, created, received_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (event["id"], event["type"], change.session_id, event["created"],
+                 now.isoformat(timespec="microseconds"), (now + EVENT_RETENTION).isoformat(timespec="microseconds")),
             )
         return True
 
-    def record_session(self, session: dict) -> dict:
+    def _record_session(self, session: dict) -> dict:
         change = state.change_from_session(session)
         with self._transaction() as db:
             before = self._read(db, change.session_id)
-            after = state.apply(before, change, _now())
+            after = state.apply(before, change, _now().isoformat(timespec="microseconds"))
             if state.same(before, after):
                 return before
             self._write(db, after)
         return after
 
-    def get_payment(self, session_id: str) -> dict | None:
+    def _get_payment(self, session_id: str) -> dict | None:
         try:
             return self._read(self._connection(), session_id)
         except sqlite3.Error as error:
@@ -135,6 +159,6 @@ class SqliteStore:
         )
 
 
-def _now() -> str:
-    """The time of a write, as ISO-8601 UTC (what Firestore's server timestamp is there)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+def _now() -> datetime:
+    """The time of a write (what Firestore's server timestamp is there)."""
+    return datetime.now(timezone.utc)

@@ -24,15 +24,6 @@ STATUS_RANK = {"open": 0, "expired": 1, "complete": 2}
 PAYMENT_STATUS_RANK = {"unpaid": 0, "no_payment_required": 1, "paid": 2}
 PAID = ("paid", "no_payment_required")
 
-SESSION_EVENTS = frozenset(
-    {
-        "checkout.session.completed",
-        "checkout.session.async_payment_succeeded",
-        "checkout.session.async_payment_failed",
-        "checkout.session.expired",
-    }
-)
-
 DESCRIPTIVE_FIELDS = ("amount_total", "currency", "customer_email", "metadata", "payment_intent", "livemode")
 
 

@@ -2,8 +2,9 @@
 
 Tests talk to real things: the real `stripe` SDK over HTTP to a local Stripe
 stand-in, the real functions-framework app, real stores. What they share is
-set up here: the stand-in, a clean instance (settings, clients and limits
-forgotten between tests), and test clients for each entry point.
+set up here: the stand-in, and test clients for each entry point. Each test
+gets a fresh instance: functions-framework loads main.py anew, whose context
+reads the environment the test set up on its first request.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 from functions_framework import create_app
+from starlette.testclient import TestClient
 
-from common import ratelimit, secrets, settings, stripe_api
+from common import settings
 from devtools.stripe_standin import StripeStandin
-from payments import store
 
 # Fixtures every module may use: the Firestore emulator (one per session) and
 # a local Secret Manager.
@@ -42,14 +44,35 @@ def local_env(**extra) -> dict:
     return env
 
 
-def reset_instance() -> None:
-    """Forget what an instance keeps between requests, as a fresh cold start would."""
-    settings.get.cache_clear()
-    stripe_api.reset_client()
-    secrets.clear_cache()
-    store.reset_store()
-    ratelimit._limiter.cache_clear()
-    ratelimit._items.cache_clear()
+def instance(target: str = "api") -> tuple[TestClient, object]:
+    """A new instance of one entry point, as functions-framework loads it: (client, its main module).
+
+    Use it as a context manager's subject; close the context when done
+    (`close_instance`).
+    """
+    app = create_app(target, MAIN)
+    module = sys.modules["main"]  # the copy of main.py this app was loaded from
+    if sys.path.count(str(ROOT)) > 1:  # functions-framework appends the source folder each time
+        sys.path.remove(str(ROOT))
+    return TestClient(app), module
+
+
+@pytest.fixture
+def new_client(env):
+    """Start fresh instances of an entry point (a cold start); each is stopped after the test."""
+    started = []
+
+    def start(target: str = "api") -> TestClient:
+        client, module = instance(target)
+        client.__enter__()
+        started.append((client, module))
+        client.context = module.context
+        return client
+
+    yield start
+    for client, module in reversed(started):
+        client.portal.call(module.context.close)
+        client.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
@@ -98,34 +121,19 @@ def env(monkeypatch, standin, tmp_path):
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    reset_instance()
-    yield values
-    reset_instance()
-
-
-@pytest.fixture(scope="session")
-def apps():
-    """One functions-framework app per entry point, built as the deploy builds them."""
-    built = {}
-
-    def app(target: str):
-        if target not in built:
-            built[target] = create_app(target, MAIN)
-        return built[target]
-
-    return app
+    return values
 
 
 @pytest.fixture
-def client(env, apps):
-    """The `api` entry point: every path behind one URL."""
-    return apps("api").test_client()
+def client(new_client):
+    """The `api` entry point (every path behind one URL), as a fresh instance."""
+    return new_client("api")
 
 
 @pytest.fixture
-def function_client(env, apps):
+def function_client(new_client):
     """A test client for one deployed entry point, by its name in main.py."""
-    return lambda target: apps(target).test_client()
+    return new_client
 
 
 @pytest.fixture
@@ -169,7 +177,7 @@ def deliver(client):
 
     def send(event: dict, secret: str = WEBHOOK_SECRET, timestamp: int | None = None):
         payload = json.dumps(event)
-        return client.post("/webhook", data=payload, headers=signed_headers(payload, secret, timestamp))
+        return client.post("/webhook", content=payload, headers=signed_headers(payload, secret, timestamp))
 
     return send
 
@@ -177,13 +185,14 @@ def deliver(client):
 class StoredPayments:
     """What the app under test has stored, read back as an operator would."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, client: TestClient):
         self.kind = kind
+        self.client = client
 
     def record(self, session_id: str) -> dict | None:
-        store_ = store.get_store(settings.get())
+        store_ = self.client.context.store()
         assert store_.description.startswith("Firestore" if self.kind == "firestore" else "SQLite")
-        return store_.get_payment(session_id)
+        return self.client.portal.call(store_.get_payment, session_id)
 
     def event_ids(self) -> list[str]:
         """Ids of the events stored, in no particular order."""
@@ -206,17 +215,16 @@ class StoredPayments:
 
 
 @pytest.fixture(params=["sqlite", "firestore"])
-def payments(request, env, monkeypatch):
+def payments(request, env, monkeypatch, client):
     """The store the app writes to: an SQLite file, or a fresh Firestore emulator project."""
     if request.param == "firestore":
         project = request.getfixturevalue("firestore_project")
         monkeypatch.setenv("PAYMENTS_STORE", "firestore")
         monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)
-        reset_instance()  # settings are read once per instance: start a fresh one
-    return StoredPayments(request.param)
+    return StoredPayments(request.param, client)
 
 
 @pytest.fixture
-def sqlite_payments(env):
+def sqlite_payments(env, client):
     """The SQLite store alone, for refusals: they are turned away before any store is opened."""
-    return StoredPayments("sqlite")
+    return StoredPayments("sqlite", client)

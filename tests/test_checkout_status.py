@@ -8,39 +8,39 @@ PATH = "/api/checkout/session-status"
 
 
 def status_of(client, session_id):
-    return client.get(PATH, query_string={"session_id": session_id})
+    return client.get(PATH, params={"session_id": session_id})
 
 
 def test_open_session_is_open_and_unpaid(client, session_id):
     response = status_of(client, session_id)
 
     assert response.status_code == 200
-    assert response.get_json() == {"status": "open", "payment_status": "unpaid"}
+    assert response.json() == {"status": "open", "payment_status": "unpaid"}
 
 
 def test_paid_session_is_complete_and_paid(client, standin, session_id):
     standin.complete(session_id, payment_status="paid")
 
-    assert status_of(client, session_id).get_json() == {"status": "complete", "payment_status": "paid"}
+    assert status_of(client, session_id).json() == {"status": "complete", "payment_status": "paid"}
 
 
 def test_delayed_payment_is_complete_but_unpaid(client, standin, session_id):
     standin.complete(session_id, payment_status="unpaid")
 
-    assert status_of(client, session_id).get_json() == {"status": "complete", "payment_status": "unpaid"}
+    assert status_of(client, session_id).json() == {"status": "complete", "payment_status": "unpaid"}
 
 
 def test_expired_session_is_expired(client, standin, session_id):
     standin.expire(session_id)
 
-    assert status_of(client, session_id).get_json() == {"status": "expired", "payment_status": "unpaid"}
+    assert status_of(client, session_id).json() == {"status": "expired", "payment_status": "unpaid"}
 
 
 def test_missing_session_id_is_a_400(client, standin):
     response = client.get(PATH)
 
     assert response.status_code == 400
-    assert "session_id" in response.get_json()["error"]
+    assert "session_id" in response.json()["error"]
     assert standin.request_count == 0
 
 
@@ -67,7 +67,7 @@ def test_a_live_session_id_under_a_test_key_is_a_400(client, standin):
     response = status_of(client, "cs_live_a1B2c3D4e5F6g7H8i9J0")
 
     assert response.status_code == 400
-    assert "live" in response.get_json()["error"]
+    assert "live" in response.json()["error"]
     assert standin.request_count == 0
 
 
@@ -84,7 +84,7 @@ def test_unknown_session_is_a_404(client):
     response = status_of(client, "cs_test_a1B2c3D4e5F6g7H8i9J0")
 
     assert response.status_code == 404
-    assert response.get_json() == {"error": "No such checkout session."}
+    assert response.json() == {"error": "No such checkout session."}
 
 
 def test_stripe_failing_is_a_502(client, standin, session_id):
@@ -103,6 +103,6 @@ def test_post_is_a_405_naming_the_allowed_methods(client):
 
 
 def test_the_deployed_function_answers_like_the_api(function_client, client, session_id):
-    response = function_client("session_status").get("/", query_string={"session_id": session_id})
+    response = function_client("session_status").get("/", params={"session_id": session_id})
 
-    assert response.get_json() == {"status": "open", "payment_status": "unpaid"}
+    assert response.json() == {"status": "open", "payment_status": "unpaid"}

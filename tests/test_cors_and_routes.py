@@ -41,7 +41,7 @@ def test_response_to_an_allowed_origin_names_it(client):
 
 
 def test_error_to_an_allowed_origin_is_readable_by_the_page(client):
-    response = client.post(CREATE, data="nope", headers={"Origin": FRONTEND_URL})
+    response = client.post(CREATE, content="nope", headers={"Origin": FRONTEND_URL})
 
     assert response.status_code == 400
     assert response.headers["Access-Control-Allow-Origin"] == FRONTEND_URL
@@ -72,7 +72,7 @@ def test_any_origin_when_configured_with_a_star(client, monkeypatch):
 
 
 def test_webhook_never_sends_cors_headers(client):
-    response = client.post("/webhook", data="{}", headers={"Origin": FRONTEND_URL})
+    response = client.post("/webhook", content="{}", headers={"Origin": FRONTEND_URL})
 
     assert not [name for name in response.headers.keys() if name.startswith("Access-Control-")]
 
@@ -88,7 +88,7 @@ def test_unknown_path_is_a_404_json(client):
     response = client.get("/api/checkout/nothing-here")
 
     assert response.status_code == 404
-    assert "error" in response.get_json()
+    assert "error" in response.json()
 
 
 def test_trailing_slash_routes_to_the_same_endpoint(client):
@@ -101,4 +101,4 @@ def test_a_misconfigured_instance_answers_json_500_naming_the_setting(client, mo
     response = client.post(CREATE, json={})
 
     assert response.status_code == 500
-    assert "FRONTEND_URL" in response.get_json()["error"]
+    assert "FRONTEND_URL" in response.json()["error"]

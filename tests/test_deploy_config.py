@@ -37,9 +37,7 @@ import yaml
 from functions_framework import _function_registry, create_app
 
 from checkout.create import session_params
-from common import ratelimit
-from payments import store
-from tests.conftest import MAIN, ROOT, TEST_KEY, WEBHOOK_SECRET, reset_instance, signed_headers
+from tests.conftest import MAIN, ROOT, TEST_KEY, WEBHOOK_SECRET, instance, signed_headers
 
 CONFIG = ROOT / "cloudbuild.yaml"
 FUNCTION_IGNORE = ROOT / ".gcloudignore"
@@ -81,9 +79,9 @@ STORE_SETTINGS = {"PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION"}
 
 # Three callers behind one load balancer (203.0.113.9): client A, client B, client A again.
 CALLERS = (
-    ("198.51.100.1, 203.0.113.9", OTHER_ORIGIN),
-    ("198.51.100.2, 203.0.113.9", FRONTEND_ORIGIN),
     ("198.51.100.1, 203.0.113.9", FRONTEND_ORIGIN),
+    ("198.51.100.2, 203.0.113.9", FRONTEND_ORIGIN),
+    ("198.51.100.1, 203.0.113.9", OTHER_ORIGIN),
 )
 
 
@@ -237,13 +235,13 @@ def deploy_by_id(step_id: str) -> Deploy:
 
 
 def http_functions_in_main() -> set[str]:
-    """Functions main.py registers with @functions_framework.http."""
+    """Functions main.py registers with @functions_framework.aio.http."""
     tree = ast.parse(Path(MAIN).read_text())
     return {
         node.name
         for node in tree.body
-        if isinstance(node, ast.FunctionDef)
-        and any(ast.unparse(decorator) == "functions_framework.http" for decorator in node.decorator_list)
+        if isinstance(node, ast.AsyncFunctionDef)
+        and any(ast.unparse(decorator) == "functions_framework.aio.http" for decorator in node.decorator_list)
     }
 
 
@@ -449,7 +447,10 @@ def only_environment(env: dict):
 
 def summary(response) -> tuple:
     """What a caller sees: status, CORS grant and body (the per-session client_secret masked)."""
-    body = response.get_json(silent=True) or {}
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
     if "client_secret" in body:
         body = {**body, "client_secret": "<client secret>"}
     return response.status_code, response.headers.get("Access-Control-Allow-Origin"), body
@@ -476,7 +477,7 @@ def probe_create(client, path: str, standin) -> list:
 def probe_status(client, path: str, standin) -> list:
     session_id, _ = completed_session(standin)
     return [
-        summary(client.get(path, query_string={"session_id": session_id},
+        summary(client.get(path, params={"session_id": session_id},
                            headers={"Origin": origin, "X-Forwarded-For": forwarded}))
         for forwarded, origin in CALLERS
     ]
@@ -486,7 +487,7 @@ def probe_webhook(client, path: str, standin) -> list:
     _, event = completed_session(standin)
     payload = json.dumps(event)
     # Stripe delivers at least once: the second delivery is recognised as a repeat.
-    return [summary(client.post(path, data=payload, headers=signed_headers(payload))) for _ in range(2)]
+    return [summary(client.post(path, content=payload, headers=signed_headers(payload))) for _ in range(2)]
 
 
 PROBES = {"create_embedded_session": probe_create, "session_status": probe_status, "stripe_webhook": probe_webhook}
@@ -527,14 +528,15 @@ def serve(deploy: Deploy, environment: dict, standin, database: Path) -> Served:
     """
     env = {**environment, "STRIPE_API_BASE": standin.base_url, "PAYMENTS_STORE": f"sqlite:///{database}"}
     with only_environment(env):
-        reset_instance()
         standin.reset()
-        try:
-            client = create_app(deploy.entry_point, MAIN).test_client()
-            seen = [(name, PROBES[name](client, path, standin)) for name, path in endpoints(deploy)]
-            return Served(seen, store._store is not None, ratelimit._limiter.cache_info().currsize > 0)
-        finally:
-            reset_instance()
+        client, module = instance(deploy.entry_point)
+        with client:
+            try:
+                seen = [(name, PROBES[name](client, path, standin)) for name, path in endpoints(deploy)]
+                context = module.context
+                return Served(seen, context._store is not None, context._limiter is not None)
+            finally:
+                client.portal.call(module.context.close)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -667,10 +669,10 @@ def test_build_upload_keeps_the_tests_and_leaves_out_local_state(tmp_path):
 
 
 def runtime_packages() -> set[str]:
-    """This repository's packages that main.py loads, at import or on first use (main.HANDLER_MODULES)."""
+    """This repository's packages that main.py loads, at import or when a store is opened."""
     listing = (
         "import importlib, json, sys, main\n"
-        "for name in main.HANDLER_MODULES: importlib.import_module(name)\n"
+        "for name in ('payments.firestore_store', 'payments.sqlite_store'): importlib.import_module(name)\n"
         "root = sys.argv[1]\n"
         "files = {name: getattr(module, '__file__', None) or '' for name, module in list(sys.modules.items())}\n"
         "print(json.dumps(sorted({name.split('.')[0] for name, path in files.items()"

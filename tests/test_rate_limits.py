@@ -17,7 +17,7 @@ def test_create_over_the_limit_is_a_429_with_retry_after(client, monkeypatch, st
     refused = post_from(client, "203.0.113.7")
 
     assert codes == [200, 200, 429]
-    assert refused.get_json()["error"]
+    assert refused.json()["error"]
     assert 0 < int(refused.headers["Retry-After"]) <= 60
     assert len(standin.sessions) == 2
 
@@ -26,8 +26,8 @@ def test_status_has_its_own_limit(client, monkeypatch):
     monkeypatch.setenv("RATE_LIMIT_STATUS", "1/minute")
     query = {"session_id": "cs_test_a1B2c3D4e5F6g7H8i9J0"}
 
-    first = client.get(STATUS, query_string=query, headers={"X-Forwarded-For": "203.0.113.7"})
-    second = client.get(STATUS, query_string=query, headers={"X-Forwarded-For": "203.0.113.7"})
+    first = client.get(STATUS, params=query, headers={"X-Forwarded-For": "203.0.113.7"})
+    second = client.get(STATUS, params=query, headers={"X-Forwarded-For": "203.0.113.7"})
 
     assert first.status_code == 404
     assert second.status_code == 429
@@ -65,4 +65,4 @@ def test_a_bad_rate_setting_is_a_500_naming_it(client, monkeypatch):
     response = post_from(client, "203.0.113.7")
 
     assert response.status_code == 500
-    assert "RATE_LIMIT_CREATE" in response.get_json()["error"]
+    assert "RATE_LIMIT_CREATE" in response.json()["error"]

@@ -8,6 +8,7 @@ answers, including under concurrent requests.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import limits
@@ -53,36 +54,36 @@ def clock(monkeypatch):
 def test_the_window_moves_with_the_oldest_hit(clock):
     counts, rate = MemoryCounts(), Rate(2, 60, "2/minute")
 
-    assert counts.hit(rate, "create", "203.0.113.7") is None
+    assert counts.count(rate, "create", "203.0.113.7") is None
     clock.now += 20
-    assert counts.hit(rate, "create", "203.0.113.7") is None
+    assert counts.count(rate, "create", "203.0.113.7") is None
     clock.now += 10
-    assert counts.hit(rate, "create", "203.0.113.7") == pytest.approx(30)  # the first hit leaves the window at +60
+    assert counts.count(rate, "create", "203.0.113.7") == pytest.approx(30)  # the first hit leaves the window at +60
     clock.now += 30
-    assert counts.hit(rate, "create", "203.0.113.7") is None
-    assert counts.hit(rate, "create", "203.0.113.7") == pytest.approx(20)
+    assert counts.count(rate, "create", "203.0.113.7") is None
+    assert counts.count(rate, "create", "203.0.113.7") == pytest.approx(20)
 
 
 def test_clients_scopes_and_rates_are_counted_apart(clock):
     counts, rate = MemoryCounts(), Rate(1, 60, "1/minute")
 
-    assert counts.hit(rate, "create", "203.0.113.7") is None
-    assert counts.hit(rate, "create", "198.51.100.9") is None
-    assert counts.hit(rate, "status", "203.0.113.7") is None
-    assert counts.hit(Rate(1, 3600, "1/hour"), "create", "203.0.113.7") is None
-    assert counts.hit(rate, "create", "203.0.113.7") is not None
+    assert counts.count(rate, "create", "203.0.113.7") is None
+    assert counts.count(rate, "create", "198.51.100.9") is None
+    assert counts.count(rate, "status", "203.0.113.7") is None
+    assert counts.count(Rate(1, 3600, "1/hour"), "create", "203.0.113.7") is None
+    assert counts.count(rate, "create", "203.0.113.7") is not None
 
 
 def test_a_zero_rate_refuses_everything_for_a_whole_window(clock):
-    assert MemoryCounts().hit(Rate(0, 60, "0/minute"), "create", "203.0.113.7") == 60
+    assert MemoryCounts().count(Rate(0, 60, "0/minute"), "create", "203.0.113.7") == 60
 
 
 def test_idle_clients_are_forgotten(clock):
     counts, rate = MemoryCounts(), Rate(5, 60, "5/minute")
-    counts.hit(rate, "create", "203.0.113.7")
+    counts.count(rate, "create", "203.0.113.7")
 
     clock.now += ratelimit.SWEEP_INTERVAL_SECONDS + 61
-    counts.hit(rate, "create", "198.51.100.9")
+    counts.count(rate, "create", "198.51.100.9")
 
     assert [key for (_, _, key) in counts._hits] == ["198.51.100.9"]
 
@@ -94,7 +95,7 @@ def test_concurrent_hits_allow_exactly_the_limit():
 
     def client():
         start.wait()
-        allowed.extend(counts.hit(rate, "create", "203.0.113.7") is None for _ in range(50))
+        allowed.extend(counts.count(rate, "create", "203.0.113.7") is None for _ in range(50))
 
     threads = [threading.Thread(target=client) for _ in range(16)]
     for thread in threads:
@@ -109,7 +110,10 @@ def test_counts_kept_through_limits_give_the_same_answers():
     """The path a redis:// storage takes, exercised with limits' own memory storage."""
     counts, rate = ratelimit.SharedCounts("memory://"), Rate(2, 60, "2/minute")
 
-    answers = [counts.hit(rate, "create", "203.0.113.7") for _ in range(3)]
+    async def three_hits():
+        return [await counts.hit(rate, "create", "203.0.113.7") for _ in range(3)]
+
+    answers = asyncio.run(three_hits())
 
     assert answers[:2] == [None, None]
     assert 0 < answers[2] <= 60

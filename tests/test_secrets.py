@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 import stripe
 
+from common import secrets
+from common.errors import SettingError
 from tests.conftest import TEST_KEY, WEBHOOK_SECRET
 
 KEY_VERSION = "projects/hero-me/secrets/stripe-secret-key/versions/3"
@@ -34,7 +37,7 @@ def test_a_key_named_by_version_is_read_from_secret_manager(client, secret_manag
 def test_a_secret_is_read_once_per_instance(client, secret_manager):
     client.post(CREATE, json={})
     client.post(CREATE, json={})
-    client.get("/api/checkout/session-status", query_string={"session_id": "cs_test_abc123"})
+    client.get("/api/checkout/session-status", params={"session_id": "cs_test_abc123"})
 
     assert secret_manager.calls[KEY_VERSION] == 1
 
@@ -43,7 +46,7 @@ def test_the_webhook_secret_is_read_from_secret_manager(client, secret_manager):
     payload = json.dumps({"object": "event", "id": "evt_1", "type": "customer.created", "created": 1,
                           "data": {"object": {}}})
     header = stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)
-    response = client.post("/webhook", data=payload, headers={"Stripe-Signature": header})
+    response = client.post("/webhook", content=payload, headers={"Stripe-Signature": header})
 
     assert response.status_code == 200
     assert secret_manager.calls[WEBHOOK_VERSION] == 1
@@ -55,8 +58,8 @@ def test_a_corrupted_payload_is_refused_by_its_checksum(client, secret_manager, 
     response = client.post(CREATE, json={})
 
     assert response.status_code == 500
-    assert "STRIPE_SECRET_KEY" in response.get_json()["error"]
-    assert "CRC32C" in response.get_json()["error"]
+    assert "STRIPE_SECRET_KEY" in response.json()["error"]
+    assert "CRC32C" in response.json()["error"]
     assert standin.request_count == 0
 
 
@@ -66,7 +69,7 @@ def test_a_missing_version_is_a_500_naming_the_setting(client, secret_manager, m
     response = client.post(CREATE, json={})
 
     assert response.status_code == 500
-    assert "STRIPE_SECRET_KEY" in response.get_json()["error"]
+    assert "STRIPE_SECRET_KEY" in response.json()["error"]
 
 
 def test_no_secret_value_is_logged(client, secret_manager, log_lines):
@@ -80,3 +83,32 @@ def test_a_plain_value_never_touches_secret_manager(client, secret_manager_serve
 
     assert client.post(CREATE, json={}).status_code == 200
     assert sum(secret_manager_server.calls.values()) == 0
+
+
+# -- what a secret's value must look like ------------------------------------------
+
+
+def test_a_missing_secret_names_the_setting():
+    with pytest.raises(SettingError, match="STRIPE_WEBHOOK_SECRET is not set"):
+        secrets.webhook_secrets("")
+
+
+def test_a_key_that_is_not_a_stripe_key_is_refused_without_quoting_it():
+    with pytest.raises(SettingError) as refused:
+        secrets.stripe_secret_key("pk_test_publishable")
+
+    assert refused.value.name == "STRIPE_SECRET_KEY"
+    assert "pk_test_publishable" not in str(refused.value)
+
+
+def test_several_webhook_secrets_are_accepted_for_rolling():
+    assert secrets.webhook_secrets("whsec_old, whsec_new") == ("whsec_old", "whsec_new")
+
+
+def test_a_webhook_secret_that_is_not_whsec_is_refused():
+    with pytest.raises(SettingError, match="STRIPE_WEBHOOK_SECRET"):
+        secrets.webhook_secrets("whsec_ok,oops")
+
+
+def test_a_plain_value_is_used_as_it_is():
+    assert asyncio.run(secrets.Secrets().resolve("STRIPE_SECRET_KEY", "sk_test_abc")) == "sk_test_abc"

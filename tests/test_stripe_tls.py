@@ -8,6 +8,7 @@ names another host is refused, and not retried.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import threading
@@ -15,9 +16,8 @@ import threading
 import pytest
 import stripe
 
-from common import connections
-from common.stripe_http import PooledHTTPClient
-from tests.test_stripe_connections import BODY, KEY, self_signed_certificate
+from common.stripe_http import PooledAsyncClient
+from tests.test_stripe_http import BODY, KEY, self_signed_certificate
 
 
 class TlsRelay:
@@ -80,12 +80,15 @@ def tls_standin(standin, tmp_path):
 
 def test_a_session_is_created_over_verified_tls(tls_standin, standin):
     port, ca_file = tls_standin
-    pool = connections.ConnectionPool(connections.TIMEOUT_SECONDS, 4, ca_file=ca_file)
+    pool = PooledAsyncClient(ca_file=ca_file)
     client = stripe.StripeClient(KEY, base_addresses={"api": f"https://localhost:{port}"},
-                                 max_network_retries=0, http_client=PooledHTTPClient(pool))
+                                 max_network_retries=0, http_client=pool)
 
-    first = client.v1.checkout.sessions.create(params=BODY)
-    second = client.v1.checkout.sessions.retrieve(first.id)
+    async def create_then_retrieve():
+        created = await client.v1.checkout.sessions.create_async(params=BODY)
+        return created, await client.v1.checkout.sessions.retrieve_async(created.id)
+
+    first, second = asyncio.run(create_then_retrieve())
 
     assert second.id == first.id
     assert pool.idle_count(("https", "localhost", port)) == 1  # the TLS connection was kept alive and reused
@@ -93,9 +96,9 @@ def test_a_session_is_created_over_verified_tls(tls_standin, standin):
 
 def test_a_certificate_for_another_host_is_refused_and_not_retried(tls_standin):
     port, ca_file = tls_standin
-    pool = connections.ConnectionPool(connections.TIMEOUT_SECONDS, 4, ca_file=ca_file)
+    pool = PooledAsyncClient(ca_file=ca_file)
 
     with pytest.raises(stripe.APIConnectionError) as refused:
-        PooledHTTPClient(pool).request("get", f"https://127.0.0.1:{port}/v1/checkout/sessions/x", {})
+        asyncio.run(pool.request_async("get", f"https://127.0.0.1:{port}/v1/checkout/sessions/x", {}))
 
     assert refused.value.should_retry is False

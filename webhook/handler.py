@@ -9,31 +9,29 @@ committed; any failure to store answers 5xx and Stripe retries for days.
 from __future__ import annotations
 
 import json
-import re
 
 import stripe
 
-from common.errors import HttpError
-from common.http import read_body
-from common.settings import Settings
-from payments import state
-from payments.store import get_store
+from common.errors import InvalidRequest
+from common.http import note, read_body
+from common.stripe_rules import CHECKOUT_SESSION_ID, is_id
+from payments.events import HANDLED_EVENTS
 
 MAX_BODY_BYTES = 1024 * 1024
 # Stripe's default: signatures older than five minutes are replays.
 TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
-SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9]+$")
 
 
-def stripe_webhook(request, settings: Settings) -> tuple[dict, int]:
-    secrets = settings.stripe_webhook_secrets()
-    payload = read_body(request, MAX_BODY_BYTES)
-    event = verify(payload, request.headers.get("Stripe-Signature"), secrets)
+async def stripe_webhook(request, context) -> tuple[dict, int]:
+    secrets = await context.webhook_secrets()
+    payload = await read_body(request, MAX_BODY_BYTES)
+    event = verify(payload, request.headers.get("stripe-signature"), secrets)
+    note(request, event_id=event["id"], event_type=event["type"])
 
-    if event["type"] not in state.SESSION_EVENTS:
+    if event["type"] not in HANDLED_EVENTS:
         return {"received": True}, 200
     check_session_event(event)
-    stored = get_store(settings).record_event(event)
+    stored = await context.store().record_event(event)
     return {"received": True, "duplicate": not stored}, 200
 
 
@@ -44,11 +42,11 @@ def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> d
     signs with both the old and the new one while the old one expires.
     """
     if not signature:
-        raise HttpError(400, "Missing Stripe-Signature header.")
+        raise InvalidRequest("Missing Stripe-Signature header.")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        raise HttpError(400, "Webhook body is not UTF-8 text.")
+        raise InvalidRequest("Webhook body is not UTF-8 text.") from None
 
     failure = None
     for secret in secrets:
@@ -58,12 +56,12 @@ def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> d
         except stripe.SignatureVerificationError as error:
             failure = error
     else:
-        raise HttpError(400, f"Stripe-Signature verification failed: {failure.user_message}")
+        raise InvalidRequest(f"Stripe-Signature verification failed: {failure.user_message}")
 
     try:
         event = json.loads(text)
     except ValueError:
-        raise HttpError(400, "Webhook body is not JSON.")
+        raise InvalidRequest("Webhook body is not JSON.") from None
     if not (
         isinstance(event, dict)
         and event.get("object") == "event"
@@ -73,11 +71,11 @@ def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> d
         and isinstance(event.get("data"), dict)
         and isinstance(event["data"].get("object"), dict)
     ):
-        raise HttpError(400, "Webhook body is not a Stripe event.")
+        raise InvalidRequest("Webhook body is not a Stripe event.")
     return event
 
 
 def check_session_event(event: dict) -> None:
     session = event["data"]["object"]
-    if session.get("object") != "checkout.session" or not SESSION_ID.match(str(session.get("id", ""))):
-        raise HttpError(400, f"{event['type']} event does not carry a Checkout Session.")
+    if session.get("object") != "checkout.session" or not is_id(CHECKOUT_SESSION_ID, session.get("id")):
+        raise InvalidRequest(f"{event['type']} event does not carry a Checkout Session.")

@@ -1,25 +1,25 @@
-"""The transport Stripe calls take: one pool of keep-alive connections for all threads.
+"""The transport Stripe calls take: keep-alive connections on the event loop.
 
-`common.stripe_http.PooledHTTPClient` replaces the SDK's RequestsClient (see
-its docstring for why). These tests hold it to what RequestsClient gave:
-correct answers under concurrency, the same retryable/not-retryable split of
-failures, verified TLS; and to what it adds: connections shared between
-threads, a closed idle connection replaced without an error, and a
-connection opened before the first request (`connections.open_ahead`).
+`common.stripe_http.PooledAsyncClient` replaces the SDK's own async
+transports (see its docstring for why). These tests hold it to what those
+give: correct answers under concurrency, the same retryable/not-retryable
+split of failures, verified TLS (tests/test_stripe_tls.py); and to what it
+adds: connections kept and reused, and a connection the server closed while
+idle replaced without an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ssl
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import stripe
 
-from common import connections
-from common.stripe_http import PooledHTTPClient
+from common import stripe_http
+from common.stripe_http import PooledAsyncClient
 from devtools.stripe_standin import StripeStandin
 
 KEY = "sk_test_" + "connectionsSuiteKey012345"
@@ -32,34 +32,41 @@ BODY = {
 }
 
 
-class CountingPool(connections.ConnectionPool):
+class CountingClient(PooledAsyncClient):
     """A pool that counts the connections it opens."""
 
-    def __init__(self, size: int = 8):
-        super().__init__(connections.TIMEOUT_SECONDS, size)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         self.opened = 0
 
-    def connect(self, origin):
+    async def _connect(self, origin):
         self.opened += 1
-        return super().connect(origin)
+        return await super()._connect(origin)
 
 
-def client_for(base_url: str, pool: connections.ConnectionPool, retries: int = 0) -> stripe.StripeClient:
+def client_for(base_url: str, http_client: PooledAsyncClient, retries: int = 0) -> stripe.StripeClient:
     """A client that gives up at the first failure, so a hidden SDK retry cannot pass a test."""
     return stripe.StripeClient(KEY, base_addresses={"api": base_url}, max_network_retries=retries,
-                               http_client=PooledHTTPClient(pool))
+                               http_client=http_client)
 
 
 def origin(base_url: str) -> tuple:
-    return connections.origin_of(base_url)[0]
+    return stripe_http.origin_of(base_url)[0]
+
+
+async def create(client: stripe.StripeClient) -> dict:
+    return (await client.raw_request_async("post", "/v1/checkout/sessions", **BODY)).data
 
 
 def test_calls_reuse_one_kept_alive_connection(standin):
-    pool = CountingPool()
+    pool = CountingClient()
     client = client_for(standin.base_url, pool)
 
-    for _ in range(3):
-        client.raw_request("post", "/v1/checkout/sessions", **BODY)
+    async def three_calls():
+        for _ in range(3):
+            await create(client)
+
+    asyncio.run(three_calls())
 
     assert pool.opened == 1
     assert pool.idle_count(origin(standin.base_url)) == 1
@@ -67,50 +74,84 @@ def test_calls_reuse_one_kept_alive_connection(standin):
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_at_once():
     with StripeStandin() as server:
-        pool = CountingPool()
+        pool = CountingClient()
         client = client_for(server.base_url, pool)
-        client.raw_request("post", "/v1/checkout/sessions", **BODY)
-        port = int(server.base_url.rsplit(":", 1)[1])
-        server.stop()  # closes the kept-alive connection from its side
-        server.start(port=port)
 
-        session = client.raw_request("post", "/v1/checkout/sessions", **BODY).data
+        async def across_a_restart():
+            await create(client)
+            port = int(server.base_url.rsplit(":", 1)[1])
+            server.stop()  # closes the kept-alive connection from its side
+            server.start(port=port)
+            return await create(client)
+
+        session = asyncio.run(across_a_restart())
 
     assert session["object"] == "checkout.session"
     assert pool.opened == 2
 
 
 def test_idle_connections_past_the_age_limit_are_closed_not_reused(standin, monkeypatch):
-    monkeypatch.setattr(connections, "MAX_IDLE_SECONDS", 0.0)
-    pool = CountingPool()
+    monkeypatch.setattr(stripe_http, "MAX_IDLE_SECONDS", 0.0)
+    pool = CountingClient()
     client = client_for(standin.base_url, pool)
 
-    client.raw_request("post", "/v1/checkout/sessions", **BODY)
-    client.raw_request("post", "/v1/checkout/sessions", **BODY)
+    async def two_calls():
+        await create(client)
+        await asyncio.sleep(0.01)
+        await create(client)
+
+    asyncio.run(two_calls())
 
     assert pool.opened == 2
 
 
 def test_concurrent_calls_each_get_their_own_answer(standin):
-    setup = client_for(standin.base_url, CountingPool())
-    ids = [setup.raw_request("post", "/v1/checkout/sessions", **BODY).data["id"] for _ in range(40)]
-    pool = CountingPool(size=4)
+    pool = CountingClient()
     client = client_for(standin.base_url, pool)
 
-    def retrieve(session_id):
-        return client.raw_request("get", f"/v1/checkout/sessions/{session_id}").data["id"]
+    async def many_at_once():
+        ids = [(await create(client))["id"] for _ in range(40)]
 
-    with ThreadPoolExecutor(max_workers=16) as threads:
-        answered = list(threads.map(retrieve, ids * 3))
+        async def retrieve(session_id):
+            return (await client.raw_request_async("get", f"/v1/checkout/sessions/{session_id}")).data["id"]
+
+        return ids, await asyncio.gather(*(retrieve(session_id) for session_id in ids * 3))
+
+    ids, answered = asyncio.run(many_at_once())
 
     assert answered == ids * 3
-    assert pool.idle_count(origin(standin.base_url)) <= 4
+    assert pool.opened <= 120 and pool.idle_count(origin(standin.base_url)) <= stripe_http.MAX_IDLE_CONNECTIONS
+
+
+def test_connections_of_a_finished_event_loop_are_not_reused(standin):
+    pool = CountingClient()
+    client = client_for(standin.base_url, pool)
+
+    asyncio.run(create(client))
+    asyncio.run(create(client))
+
+    assert pool.opened == 2
+
+
+def test_response_headers_are_found_whatever_their_case():
+    headers = stripe_http.Headers()
+    headers["Request-Id"] = "req_123"
+
+    assert headers["request-id"] == headers.get("REQUEST-ID") == "req_123"
+    assert "request-id" in headers and "Request-Id" in headers
 
 
 def test_a_refused_connection_is_an_error_the_sdk_retries():
-    pool = connections.ConnectionPool(connections.TIMEOUT_SECONDS, 4)
     with pytest.raises(stripe.APIConnectionError) as failed:
-        PooledHTTPClient(pool).request("get", f"http://127.0.0.1:{unused_port()}/v1/checkout/sessions/x", {})
+        asyncio.run(PooledAsyncClient().request_async("get", f"http://127.0.0.1:{unused_port()}/v1/x", {}))
+    assert failed.value.should_retry is True
+
+
+def test_an_answer_that_never_comes_is_a_timeout_the_sdk_retries():
+    with SilentServer() as port:
+        pool = PooledAsyncClient(timeout=(1.0, 0.2))
+        with pytest.raises(stripe.APIConnectionError) as failed:
+            asyncio.run(pool.request_async("get", f"http://127.0.0.1:{port}/v1/x", {}))
     assert failed.value.should_retry is True
 
 
@@ -119,28 +160,10 @@ def test_a_certificate_stripe_does_not_trust_is_an_error_it_does_not_retry(tmp_p
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
     with TlsServer(context) as port:
-        pool = connections.ConnectionPool(connections.TIMEOUT_SECONDS, 4)
         with pytest.raises(stripe.APIConnectionError) as failed:
-            PooledHTTPClient(pool).request("get", f"https://localhost:{port}/v1/checkout/sessions/x", {})
+            asyncio.run(PooledAsyncClient().request_async("get", f"https://localhost:{port}/v1/x", {}))
     assert failed.value.should_retry is False
     assert "certificate" in str(failed.value)
-
-
-def test_open_ahead_connects_without_sending_anything(standin, monkeypatch):
-    monkeypatch.setenv("STRIPE_SECRET_KEY", KEY)
-    monkeypatch.setenv("STRIPE_API_BASE", standin.base_url)
-    monkeypatch.setattr(connections, "_shared", None)
-    before = standin.request_count
-
-    connections.open_ahead().join(timeout=10)
-
-    assert connections.shared().idle_count(origin(standin.base_url)) == 1
-    assert standin.request_count == before
-
-
-def test_open_ahead_does_nothing_without_a_stripe_key(monkeypatch):
-    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
-    assert connections.open_ahead() is None
 
 
 # -- helpers ------------------------------------------------------------------
@@ -151,6 +174,21 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class SilentServer:
+    """Accepts connections and never answers."""
+
+    def __init__(self):
+        import socket
+
+        self._socket = socket.create_server(("127.0.0.1", 0))
+
+    def __enter__(self) -> int:
+        return self._socket.getsockname()[1]
+
+    def __exit__(self, *exc_info):
+        self._socket.close()
 
 
 class TlsServer:

@@ -1,0 +1,81 @@
+"""What one instance builds once and hands to every request: its context.
+
+Settings, the Stripe client, the payment store, the rate limiter and the
+resolved secrets are built on first use, from one set of settings, and kept
+here rather than in module globals. `main.py` makes one context per process
+from the environment; a test makes its own from the settings it wants, as
+Flask's `create_app(test_config)` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from common import logs, ratelimit, secrets
+from common import settings as settings_module
+from common.settings import Settings
+from common.stripe_api import StripeApi
+from payments.store import PaymentStore
+from payments.stores import open_store
+
+
+class Context:
+    def __init__(self, env: Mapping[str, str] | None = None, *, settings: Settings | None = None):
+        """Settings come from `settings`, else from `env`, else from this process's environment."""
+        self._env = env
+        self._settings = settings
+        self._secrets: secrets.Secrets | None = None
+        self._stripe: StripeApi | None = None
+        self._webhook_secrets: tuple[str, ...] | None = None
+        self._store: PaymentStore | None = None
+        self._limiter: ratelimit.Limiter | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """Parsed on first use. A failed parse is not kept: every request gets the same clear 500."""
+        if self._settings is None:
+            if self._env is None:
+                parsed = settings_module.from_environment()
+            else:
+                parsed = settings_module.from_env(self._env)
+            logs.configure(parsed.google_cloud_project, parsed.service, parsed.revision)
+            self._settings = parsed
+        return self._settings
+
+    @property
+    def secrets(self) -> secrets.Secrets:
+        if self._secrets is None:
+            self._secrets = secrets.Secrets(self.settings.secret_manager_endpoint)
+        return self._secrets
+
+    async def stripe(self) -> StripeApi:
+        if self._stripe is None:
+            value = await self.secrets.resolve("STRIPE_SECRET_KEY", self.settings.stripe_secret_key)
+            key = secrets.stripe_secret_key(value)
+            if self._stripe is None:  # another request may have built it while we waited
+                self._stripe = StripeApi(key, self.settings.stripe_api_base)
+        return self._stripe
+
+    async def webhook_secrets(self) -> tuple[str, ...]:
+        if self._webhook_secrets is None:
+            value = await self.secrets.resolve("STRIPE_WEBHOOK_SECRET", self.settings.stripe_webhook_secret)
+            self._webhook_secrets = secrets.webhook_secrets(value)
+        return self._webhook_secrets
+
+    def store(self) -> PaymentStore:
+        if self._store is None:
+            self._store = open_store(self.settings)
+            logs.write("INFO", f"Payment records are stored in {self._store.description}.")
+        return self._store
+
+    def limiter(self) -> ratelimit.Limiter:
+        if self._limiter is None:
+            self._limiter = ratelimit.Limiter(self.settings.rate_limit_storage_uri)
+        return self._limiter
+
+    async def close(self) -> None:
+        """Close what holds connections (tests and scripts; an instance just exits)."""
+        if self._stripe is not None:
+            await self._stripe.close()
+        if self._store is not None:
+            await self._store.close()
