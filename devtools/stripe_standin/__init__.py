@@ -28,8 +28,8 @@ Command line::
 
 The package, in the order a request meets it:
 
-- ``transport``: the threaded HTTP server and request handler (keep-alive,
-  chunked bodies, cutting connections on stop).
+- ``transport``: Werkzeug's threaded server and a small WSGI app, with
+  keep-alive between requests and idle connections cut on stop.
 - ``server``: ``StripeStandin``, with its state behind one lock:
   authentication, the Checkout Sessions endpoints, idempotency keys,
   injected faults and latency, the request log, the simulation of payments

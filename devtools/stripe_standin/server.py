@@ -44,7 +44,13 @@ from devtools.stripe_standin.params import (
     decode_form,
     validate_create_params,
 )
-from devtools.stripe_standin.transport import _admin_error, _json_bytes, _Reply, _StandinServer
+from devtools.stripe_standin.transport import (
+    _admin_error,
+    _json_bytes,
+    _Reply,
+    _StandinServer,
+    make_app,
+)
 
 # Only these request headers are kept in the request log; never Authorization.
 LOGGED_HEADERS = (
@@ -136,7 +142,7 @@ class StripeStandin:
         """Start serving in a background thread and return the base URL."""
         if self._server is not None:
             raise RuntimeError("the stand-in is already running")
-        self._server = _StandinServer((host, port), self)
+        self._server = _StandinServer(host, port, make_app(self))
         bound_host, bound_port = self._server.server_address[:2]
         self._base_url = f"http://{bound_host}:{bound_port}"
         self._thread = threading.Thread(
@@ -346,12 +352,11 @@ class StripeStandin:
 
     # -- HTTP entry point ----------------------------------------------------
 
-    def handle_http(self, method: str, target: str, headers: Any, body: bytes) -> _Reply:
+    def handle_http(self, method: str, path: str, query: str, headers: Any, body: bytes) -> _Reply:
         """Answer one HTTP request; ``headers`` needs a case-insensitive ``get``."""
-        split = urllib.parse.urlsplit(target)
-        if split.path.startswith("/_standin/"):
-            return self._handle_admin(method, split.path, headers, body)
-        return self._handle_api(method, split.path, split.query, headers, body)
+        if path.startswith("/_standin/"):
+            return self._handle_admin(method, path, headers, body)
+        return self._handle_api(method, path, query, headers, body)
 
     def _handle_api(self, method: str, path: str, query: str, headers: Any, body: bytes) -> _Reply:
         request_id = _random_id("req_", 14)
