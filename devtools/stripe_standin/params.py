@@ -389,11 +389,14 @@ def _check_scalar(value: Any, tp: type, path: str) -> Any:
 # Checkout Session rules
 
 
-def validate_create_params(params: Dict[str, Any], api_version: str) -> Dict[str, Any]:
+def validate_create_params(
+    params: Dict[str, Any], api_version: str, now: Optional[float] = None
+) -> Dict[str, Any]:
     """Check create parameters the way Stripe does for this API version.
 
     Returns the normalized parameters. The schema check comes first, as on
     Stripe, so a stray parameter is reported before any business rule.
+    ``now`` is Stripe's clock, which ``expires_at`` is measured from.
     """
     params = check_params(params, SessionCreateParams) or {}
     if "mode" not in params:
@@ -419,7 +422,7 @@ def validate_create_params(params: Dict[str, Any], api_version: str) -> Dict[str
             )
         raise _no_such("customer", params["customer"], "customer")
     if "expires_at" in params:
-        _check_expires_at(params["expires_at"])
+        _check_expires_at(params["expires_at"], time.time() if now is None else now)
     return params
 
 
@@ -457,8 +460,8 @@ def _check_redirect_urls(params: Dict[str, Any]) -> None:
         )
 
 
-def _check_expires_at(expires_at: int) -> None:
-    lifetime = expires_at - time.time()
+def _check_expires_at(expires_at: int, now: float) -> None:
+    lifetime = expires_at - now
     if lifetime > SESSION_LIFETIME_SECONDS + 60:
         raise StripeError(
             400,
