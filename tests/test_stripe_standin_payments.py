@@ -9,6 +9,8 @@ stand-in makes when a session is paid, the events each simulation returns
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 import stripe
@@ -206,6 +208,20 @@ def test_refund_events_are_events_like_the_sessions(standin):
         assert (event["livemode"], event["pending_webhooks"]) == (False, 1)
         assert event["request"] == {"id": None, "idempotency_key": None}
         assert isinstance(event["created"], int)
+
+
+def test_payment_events_pass_the_sdks_webhook_verification_as_typed_objects(standin):
+    session_id = paid_session(standin)
+    events = standin.refund_payment(session_id) + standin.open_dispute(paid_session(standin))
+    secret = "whsec_" + "paymentsSuiteSecret0123"
+
+    parsed = []
+    for event in events:
+        payload = json.dumps(event)
+        header = stripe.WebhookSignature.generate_signature_header(payload, secret)
+        parsed.append(client_for(standin).construct_event(payload, header, secret))
+
+    assert [type(event.data.object) for event in parsed] == [stripe.Refund, stripe.Charge, stripe.Dispute]
 
 
 def test_a_partial_refund_leaves_the_charge_not_refunded(standin):

@@ -196,8 +196,10 @@ class StripeStandin:
         """A session's money, found by any of its ids (``cs_``, ``pi_``, ``ch_``, ``re_``, ``dp_``).
 
         Returns ``{"session": id, "payment_intent": {...}, "charge": {...},
-        "refunds": [{...}, ...], "dispute": {...} or None}``; KeyError if the
-        id has no payment (unknown, not yet completed, or not payment mode).
+        "refunds": [{...}, ...], "dispute": {...} or None}``. KeyError for an
+        unknown id; ValueError for a session with no payment (not completed,
+        nothing to pay, or not payment mode). The simulation methods below
+        find a payment the same way.
         """
         with self._store.lock:
             return self._payment(object_id).snapshot()
