@@ -30,6 +30,7 @@ DEFAULTS = {
     "TRUSTED_PROXY_HOPS": "1",
     "PAYMENTS_COLLECTION": "payments",
     "EVENTS_COLLECTION": "stripe_events",
+    "PAYMENT_INTENTS_COLLECTION": "payment_intents",
 }
 
 # Every environment variable the service reads. Tools and tests start
@@ -37,7 +38,8 @@ DEFAULTS = {
 NAMES = (
     "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
     "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
-    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
+    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "PAYMENT_INTENTS_COLLECTION",
+    "SECRET_MANAGER_ENDPOINT",
     "K_SERVICE", "K_REVISION", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
 )
 
@@ -68,6 +70,7 @@ class Settings:
     payments_store: StoreChoice = StoreChoice("sqlite", DEFAULT_SQLITE_PATH)
     payments_collection: str = DEFAULTS["PAYMENTS_COLLECTION"]
     events_collection: str = DEFAULTS["EVENTS_COLLECTION"]
+    payment_intents_collection: str = DEFAULTS["PAYMENT_INTENTS_COLLECTION"]
     secret_manager_endpoint: str | None = None
     google_cloud_project: str | None = None
     firestore_emulator_host: str | None = None
@@ -115,6 +118,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE")), emulator=emulator),
         payments_collection=_collection("PAYMENTS_COLLECTION", get("PAYMENTS_COLLECTION")),
         events_collection=_collection("EVENTS_COLLECTION", get("EVENTS_COLLECTION")),
+        payment_intents_collection=_collection("PAYMENT_INTENTS_COLLECTION", get("PAYMENT_INTENTS_COLLECTION")),
         secret_manager_endpoint=get("SECRET_MANAGER_ENDPOINT") or None,
         google_cloud_project=get("GOOGLE_CLOUD_PROJECT") or None,
         firestore_emulator_host=emulator,

@@ -1,13 +1,14 @@
 """Payment records in Firestore, the store on Google Cloud.
 
-Two collections (names from settings, defaults shown):
+Three collections (names from settings, defaults shown):
 
-    payments/{session_id}       the payment record (see `payments.state`)
-    stripe_events/{event_id}    type, session_id, created, received_at, expires_at
+    payments/{session_id}            the payment record (see `payments.state`)
+    payment_intents/{payment_intent} refunds and disputes of a payment, and its session_id
+    stripe_events/{event_id}         type, session_id, payment_intent, created, received_at, expires_at
 
-`record_event` reads the event document and the payment document and writes
-both in one transaction, so an event is applied exactly once even when Stripe
-delivers it twice at the same moment. Firestore locks the documents a
+`record_event` reads the event document and the records the event touches,
+and writes them all in one transaction, so an event is applied exactly once
+even when Stripe delivers it twice at the same moment. Firestore locks the documents a
 transaction reads; a transaction that loses a conflict is aborted and retried
 by `async_transactional`, and the retry finds the event already stored.
 
@@ -28,6 +29,7 @@ the background.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from datetime import datetime, timedelta, timezone
 
@@ -65,32 +67,25 @@ UNAVAILABLE_ERRORS = (
 class FirestoreStore:
     """A `PaymentStore` in two Firestore collections."""
 
-    def __init__(self, payments_collection: str, events_collection: str, project: str | None = None,
+    def __init__(self, payments_collection: str, events_collection: str,
+                 intents_collection: str = "payment_intents", project: str | None = None,
                  emulator_host: str | None = None):
         self.payments_collection = payments_collection
         self.events_collection = events_collection
+        self.intents_collection = intents_collection
         self.project = project
         self.description = f"Firestore collections {payments_collection} and {events_collection}" + (
             f" on the emulator at {emulator_host}" if emulator_host else ""
         )
         self._client: firestore.AsyncClient | None = None
-        self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Task] = set()
 
-    async def record_event(self, event: dict) -> bool:
-        change = state.change_from_event(event)
-
+    async def record_event(self, event: dict, change: state.Change) -> bool:
         async def run() -> bool:
-            async with self._lock(change.session_id):
-                client = self._get_client()
+            async with self._locks(change):
                 try:
-                    return await _record_event(
-                        client.transaction(),
-                        client,
-                        client.collection(self.payments_collection).document(change.session_id),
-                        client.collection(self.events_collection).document(change.event_id),
-                        change,
-                    )
+                    return await _record_event(self._get_client().transaction(), self, event, change)
                 except api_exceptions.AlreadyExists:
                     # Another instance committed this event first; ours committed
                     # nothing (the transaction is atomic), so it is a duplicate.
@@ -98,16 +93,11 @@ class FirestoreStore:
 
         return await self._bounded(run())
 
-    async def record_session(self, session: dict) -> dict:
-        change = state.change_from_session(session)
-
+    async def record_session(self, change: state.SessionChange) -> dict:
         async def run() -> dict:
-            async with self._lock(change.session_id):
-                client = self._get_client()
-                transaction = client.transaction()
-                record = await _record_session(
-                    transaction, client, client.collection(self.payments_collection).document(change.session_id), change
-                )
+            async with self._locks(change):
+                transaction = self._get_client().transaction()
+                record = await _record_session(transaction, self, change)
                 # What the server stored for SERVER_TIMESTAMP is the commit time.
                 return {k: transaction.commit_time if v is firestore.SERVER_TIMESTAMP else v for k, v in record.items()}
 
@@ -139,11 +129,42 @@ class FirestoreStore:
             self._client = firestore.AsyncClient(project=self.project)
         return self._client
 
-    def _lock(self, session_id: str) -> asyncio.Lock:
-        lock = self._session_locks.get(session_id)
-        if lock is None:
-            lock = self._session_locks[session_id] = asyncio.Lock()
-        return lock
+    async def read(self, transaction, *refs) -> list:
+        """Read documents in the transaction in one bounded RPC, returned in the order asked for.
+
+        Through the client's get_all, given the transaction: AsyncTransaction.get_all
+        awaits that async generator instead of returning it, which fails
+        (google-cloud-firestore 2.34).
+        """
+        found = {}
+        reads = self._get_client().get_all(list(refs), transaction=transaction, retry=READ_RETRY,
+                                           timeout=RPC_TIMEOUT_SECONDS)
+        async for snapshot in reads:
+            found[snapshot.reference.path] = snapshot
+        return [found[ref.path] for ref in refs]
+
+    def payment(self, session_id: str):
+        return self._get_client().collection(self.payments_collection).document(session_id)
+
+    def intent(self, payment_intent: str):
+        return self._get_client().collection(self.intents_collection).document(payment_intent)
+
+    def event(self, event_id: str):
+        return self._get_client().collection(self.events_collection).document(event_id)
+
+    @contextlib.asynccontextmanager
+    async def _locks(self, change: state.Change):
+        """Take this instance's turn on the session and the PaymentIntent the change touches, in that order."""
+        keys = [change.payment_intent] if isinstance(change, state.ChargeChange) else [change.session_id]
+        if isinstance(change, state.SessionChange) and change.payment_intent:
+            keys.append(change.payment_intent)
+        async with contextlib.AsyncExitStack() as stack:
+            for key in keys:
+                lock = self._turns.get(key)
+                if lock is None:
+                    lock = self._turns[key] = asyncio.Lock()
+                await stack.enter_async_context(lock)
+            yield
 
     async def _bounded(self, operation):
         """Run `operation`, waiting at most OPERATION_TIMEOUT_SECONDS for it.
@@ -170,15 +191,35 @@ class FirestoreStore:
 
 
 @firestore.async_transactional
-async def _record_event(transaction, client, payment_ref, event_ref, change: state.SessionChange) -> bool:
-    stored_event, payment = await _get_all(client, transaction, event_ref, payment_ref)
+async def _record_event(transaction, store: FirestoreStore, event: dict, change: state.Change) -> bool:
+    event_ref = store.event(change.event_id)
+    if isinstance(change, state.ChargeChange):
+        stored_event, intent = await store.read(transaction, event_ref, store.intent(change.payment_intent))
+        session_id = intent.get("session_id") if intent.exists else None
+        payment = (await store.read(transaction, store.payment(session_id)))[0] if session_id else None
+    else:
+        refs = [event_ref, store.payment(change.session_id)]
+        if change.payment_intent:
+            refs.append(store.intent(change.payment_intent))
+        stored_event, payment, *linked = await store.read(transaction, *refs)
+        known = payment.get("payment_intent") if payment.exists else None
+        if not linked and known:  # an event without the PaymentIntent, for a session that has one
+            linked = await store.read(transaction, store.intent(known))
+        intent = linked[0] if linked else None
     if stored_event.exists:
         return False
-    before = payment.to_dict() if payment.exists else None
-    transaction.set(payment_ref, state.apply(before, change, firestore.SERVER_TIMESTAMP))
+
+    new_payment, new_intent = state.record_change(
+        _data(payment), _data(intent), change, firestore.SERVER_TIMESTAMP
+    )
+    if new_payment is not None:
+        transaction.set(store.payment(new_payment["session_id"]), new_payment)
+    if new_intent is not None:
+        transaction.set(store.intent(new_intent["payment_intent"]), new_intent)
     transaction.create(event_ref, {
         "type": change.event_type,
-        "session_id": change.session_id,
+        "session_id": new_payment["session_id"] if new_payment else None,
+        "payment_intent": new_intent["payment_intent"] if new_intent else getattr(change, "payment_intent", None),
         "created": change.created,
         "received_at": firestore.SERVER_TIMESTAMP,
         "expires_at": datetime.now(timezone.utc) + EVENT_RETENTION,
@@ -187,25 +228,24 @@ async def _record_event(transaction, client, payment_ref, event_ref, change: sta
 
 
 @firestore.async_transactional
-async def _record_session(transaction, client, payment_ref, change: state.SessionChange) -> dict:
-    (payment,) = await _get_all(client, transaction, payment_ref)
-    before = payment.to_dict() if payment.exists else None
-    after = state.apply(before, change, firestore.SERVER_TIMESTAMP)
+async def _record_session(transaction, store: FirestoreStore, change: state.SessionChange) -> dict:
+    refs = [store.payment(change.session_id)]
+    if change.payment_intent:
+        refs.append(store.intent(change.payment_intent))
+    payment, *linked = await store.read(transaction, *refs)
+    before = _data(payment)
+    after, new_intent = state.record_change(before, _data(linked[0]) if linked else None, change,
+                                            firestore.SERVER_TIMESTAMP)
     if state.same(before, after):
         return before
-    transaction.set(payment_ref, after)
+    transaction.set(store.payment(change.session_id), after)
+    if new_intent is not None:
+        transaction.set(store.intent(new_intent["payment_intent"]), new_intent)
     return after
 
 
-async def _get_all(client, transaction, *refs) -> list:
-    """Read documents in one bounded RPC, returned in the order asked for."""
-    found = {}
-    # The client's get_all, given the transaction: AsyncTransaction.get_all awaits this async
-    # generator instead of returning it, which fails (google-cloud-firestore 2.34).
-    reads = client.get_all(list(refs), transaction=transaction, retry=READ_RETRY, timeout=RPC_TIMEOUT_SECONDS)
-    async for snapshot in reads:
-        found[snapshot.reference.path] = snapshot
-    return [found[ref.path] for ref in refs]
+def _data(snapshot) -> dict | None:
+    return snapshot.to_dict() if snapshot is not None and snapshot.exists else None
 
 
 def _forget(tasks: set):

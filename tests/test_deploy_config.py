@@ -499,7 +499,7 @@ def served_ok(entry_point: str, seen: list) -> bool:
     if entry_point == "create_embedded_session":
         return status == 200 and "client_secret" in body
     if entry_point == "session_status":
-        return status == 200 and body == {"status": "complete", "payment_status": "paid"}
+        return status == 200 and body == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
     return status == 200 and body == {"received": True, "duplicate": False} and seen[1][2]["duplicate"] is True
 
 

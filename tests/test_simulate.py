@@ -43,11 +43,11 @@ def test_pay_delivers_a_signed_completed_event_and_the_payment_is_recorded(stack
     assert report.recorded["status"] == "complete"
     assert report.recorded["payment_status"] == "paid"
     assert report.recorded["amount_total"] == 200
-    assert report.status == {"status": "complete", "payment_status": "paid"}
+    assert report.status == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
     assert report.ok
 
 
-def test_async_failure_leaves_the_payment_complete_but_unpaid(stack, config):
+def test_async_failure_leaves_the_payment_complete_unpaid_and_failed(stack, config):
     session_id = create_session(stack)
 
     report = simulate.pay(config, session_id, "async-fail")
@@ -59,7 +59,8 @@ def test_async_failure_leaves_the_payment_complete_but_unpaid(stack, config):
     assert (report.recorded["status"], report.recorded["payment_status"]) == ("complete", "unpaid")
     # Both events may carry the same second; the record then names either, by event id.
     assert report.recorded["last_event_id"] in {d.event_id for d in report.deliveries}
-    assert report.status == {"status": "complete", "payment_status": "unpaid"}
+    assert report.status == {"status": "complete", "payment_status": "unpaid", "outcome": "failed"}
+    assert report.recorded["outcome"] == "failed"
 
 
 def test_async_success_records_the_payment_as_paid(stack, config):
@@ -82,7 +83,7 @@ def test_expire_records_the_session_expired(stack, config):
 
     assert [(d.event_type, d.status_code) for d in report.deliveries] == [("checkout.session.expired", 200)]
     assert report.recorded["status"] == "expired"
-    assert report.status == {"status": "expired", "payment_status": "unpaid"}
+    assert report.status == {"status": "expired", "payment_status": "unpaid", "outcome": "expired"}
 
 
 def test_replay_is_accepted_as_a_duplicate_and_changes_nothing(stack, config):

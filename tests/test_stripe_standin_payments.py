@@ -508,3 +508,15 @@ def test_admin_clock_moves_stripes_time(standin):
     assert status == 200
     assert body["now"] - before >= 3600
     assert 0 <= standin.now - body["now"] <= 1
+
+
+
+def test_a_retrieved_session_can_expand_its_payment_intent(standin):
+    session_id = new_session(standin)
+    standin.complete(session_id, payment_status="unpaid")
+    standin.async_payment(session_id, succeeded=False)
+
+    session = client_for(standin).v1.checkout.sessions.retrieve(session_id, params={"expand": ["payment_intent"]})
+
+    assert session.payment_intent.object == "payment_intent"
+    assert session.payment_intent.status == "requires_payment_method"

@@ -17,6 +17,8 @@ Objects are invisible to keys of the other mode (test or live).
 
 from __future__ import annotations
 
+import copy
+
 import re
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -179,8 +181,11 @@ def _list_sessions(store: Store, call: _ApiCall) -> Dict[str, Any]:
 
 
 def _retrieve_session(store: Store, call: _ApiCall, session_id: str) -> Dict[str, Any]:
-    expand = _expand_list(check_params(call.params, SessionRetrieveParams) or {}, ("line_items",))
-    return _visible_session(store, session_id, call.livemode).render(call.api_version, expand)
+    expand = _expand_list(check_params(call.params, SessionRetrieveParams) or {}, ("line_items", "payment_intent"))
+    session = _visible_session(store, session_id, call.livemode).render(call.api_version, expand)
+    if "payment_intent" in expand and session.get("payment_intent"):
+        session["payment_intent"] = copy.deepcopy(store.objects[session["payment_intent"]])
+    return session
 
 
 def _expire_session(store: Store, call: _ApiCall, session_id: str) -> Dict[str, Any]:
