@@ -55,29 +55,30 @@ trigger_name=payments-deploy
 frontend_url=
 dry_run=0
 
-while [ $# -gt 0 ]; do
-  option=$1 value=
-  case "$option" in
-    --dry-run|-h|--help) ;;
-    --*=*) value=${option#*=} option=${option%%=*} ;;
-    --*) [ $# -ge 2 ] || die "$option needs a value"; value=$2; shift ;;
+set_option() {
+  case "$1" in
+    --project) project=$2 ;;
+    --region) region=$2 ;;
+    --stripe-key-secret) stripe_key_secret=$2 ;;
+    --webhook-secret-secret) webhook_secret_secret=$2 ;;
+    --runtime-account) runtime_account=$2 ;;
+    --deployer-account) deployer_account=$2 ;;
+    --events-collection) events_collection=$2 ;;
+    --operator) operator=$2 ;;
+    --trigger) trigger=$2 ;;
+    --branch) branch=$2 ;;
+    --trigger-name) trigger_name=$2 ;;
+    --frontend-url) frontend_url=$2 ;;
+    *) usage >&2; die "unknown option $1" ;;
   esac
-  case "$option" in
-    --project) project=$value ;;
-    --region) region=$value ;;
-    --stripe-key-secret) stripe_key_secret=$value ;;
-    --webhook-secret-secret) webhook_secret_secret=$value ;;
-    --runtime-account) runtime_account=$value ;;
-    --deployer-account) deployer_account=$value ;;
-    --events-collection) events_collection=$value ;;
-    --operator) operator=$value ;;
-    --trigger) trigger=$value ;;
-    --branch) branch=$value ;;
-    --trigger-name) trigger_name=$value ;;
-    --frontend-url) frontend_url=$value ;;
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
     --dry-run) dry_run=1 ;;
     -h|--help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option $option" ;;
+    --*=*) set_option "${1%%=*}" "${1#*=}" ;;
+    *) set_option "$1" "${2-}"; [ $# -ge 2 ] || die "$1 needs a value"; shift ;;
   esac
   shift
 done

@@ -152,3 +152,10 @@ def test_the_trigger_deploys_with_the_names_chosen_here(recorder):
     substitutions = next(arg for arg in create if arg.startswith("--substitutions="))
     assert "_FRONTEND_URL=https://shop.example.com" in substitutions
     assert "_STRIPE_KEY_SECRET=live-key" in substitutions
+
+
+def test_an_unknown_option_is_refused_before_anything_runs(recorder):
+    result, calls = setup(recorder, "--regoin=europe-west1")
+    assert result.returncode != 0
+    assert "unknown option --regoin" in result.stderr
+    assert calls == []
