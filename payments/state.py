@@ -11,7 +11,8 @@ field is therefore a join that only moves one way:
   amount_refunded only grows;
 - descriptions come from the newest change of their kind, ordered by
   Stripe's `created` and then the event id: the session's fields (amount,
-  email, metadata, …) from session events, the dispute from dispute events;
+  email, metadata, …) from session events, the dispute from dispute events
+  (where, within one second, a later stage of the dispute wins);
 - a session read from Stripe (fulfilment from the return page) may move the
   status forward, but only fills in descriptions no event has given yet.
 
@@ -35,6 +36,9 @@ from dataclasses import dataclass
 STATUS_RANK = {"open": 0, "expired": 1, "complete": 2}
 PAYMENT_STATUS_RANK = {"unpaid": 0, "no_payment_required": 1, "paid": 2}
 PAID = ("paid", "no_payment_required")
+# Between dispute events of the same second, the later stage wins.
+DISPUTE_STAGE = {"warning_needs_response": 0, "needs_response": 0, "warning_under_review": 1, "under_review": 1,
+                 "warning_closed": 2, "won": 2, "lost": 2, "prevented": 2}
 
 OUTCOMES = ("open", "processing", "paid", "failed", "expired", "refunded")
 # Outcomes after which the page stops polling and the status endpoint answers from the store.
@@ -253,13 +257,17 @@ def _join_charge(record: dict, facts: dict) -> None:
     record["amount_refunded"] = max(record.get("amount_refunded") or 0, facts.get("amount_refunded") or 0)
     record["refunded"] = bool(record.get("refunded")) or bool(facts.get("refunded"))
     if facts.get("dispute") is not None:
-        theirs = (facts["last_dispute_event_created"], facts["last_dispute_event_id"])
-        ours = (record.get("last_dispute_event_created"), record.get("last_dispute_event_id"))
-        if record.get("dispute") is None or ours[0] is None or theirs > ours:
+        if record.get("dispute") is None or _dispute_order(facts) > _dispute_order(record):
             record["dispute"] = dict(facts["dispute"])
-            record["last_dispute_event_id"], record["last_dispute_event_created"] = theirs[1], theirs[0]
+            record["last_dispute_event_id"] = facts["last_dispute_event_id"]
+            record["last_dispute_event_created"] = facts["last_dispute_event_created"]
     for field in CHARGE_FIELDS:
         record.setdefault(field, None)
+
+
+def _dispute_order(facts: dict) -> tuple:
+    stage = DISPUTE_STAGE.get(facts["dispute"]["status"], 1)
+    return facts["last_dispute_event_created"], stage, facts["last_dispute_event_id"]
 
 
 def _forward(current: str, seen: str | None, rank: dict) -> str:

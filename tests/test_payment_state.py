@@ -460,3 +460,12 @@ def test_outcome_of_each_combination_of_facts(facts, outcome):
 
 def test_unknown_session_is_not_terminal():
     assert state.is_terminal(None) is False
+
+
+def test_a_later_stage_of_a_dispute_wins_within_the_same_second(session):
+    opened = dispute_event(DISPUTE_CREATED, session, "needs_response", T0 + 60, id="evt_zzz")
+    lost = dispute_event(DISPUTE_CLOSED, session, "lost", T0 + 60, id="evt_aaa")
+    lost["data"]["object"]["id"] = opened["data"]["object"]["id"]
+
+    for order in ([opened, lost], [lost, opened]):
+        assert apply_events([session_event(COMPLETED, session), *order])["dispute"]["status"] == "lost"
