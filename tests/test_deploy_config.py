@@ -623,9 +623,9 @@ def uploaded_files(root: Path, ignore_file: Path, scratch: Path) -> set[str]:
 
 SAMPLE_TREE = (
     "main.py", "requirements.txt", "checkout/create.py", "payments/store.py",
-    "tests/test_deploy_config.py", "devtools/firestore_emulator.mjs", "devtools/stripe_standin.py",
+    "tests/test_deploy_config.py", "devtools/firestore_emulator.py", "devtools/stripe_standin.py",
     "bench/run.py", "docs/notes.md", ".ci/run", "Makefile", "pytest.ini", "requirements-dev.txt",
-    "package.json", "package-lock.json", "cloudbuild.yaml", "README.md",
+    "cloudbuild.yaml", "README.md",
     ".venv/bin/python", "node_modules/pkg/index.js", ".local/payments.db", "__pycache__/main.cpython-312.pyc",
     "checkout/__pycache__/create.cpython-312.pyc", ".pytest_cache/README.md", ".env", ".git/config",
 )
@@ -659,9 +659,8 @@ def test_build_upload_keeps_the_tests_and_leaves_out_local_state(tmp_path):
     root = sample_tree(tmp_path)
     uploaded = uploaded_files(root, root / BUILD_IGNORE.name, tmp_path / "scratch")
     # The test step runs `make test`, which needs all of these...
-    assert {"tests/test_deploy_config.py", "devtools/firestore_emulator.mjs", "devtools/stripe_standin.py",
-            "Makefile", "pytest.ini", "requirements-dev.txt", "package.json", "package-lock.json",
-            FUNCTION_IGNORE.name} <= uploaded
+    assert {"tests/test_deploy_config.py", "devtools/firestore_emulator.py", "devtools/stripe_standin.py",
+            "Makefile", "pytest.ini", "requirements-dev.txt", FUNCTION_IGNORE.name} <= uploaded
     # ...and recreates these itself.
     assert not [path for path in uploaded if is_local_state(path)]
 

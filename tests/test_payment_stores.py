@@ -1,13 +1,10 @@
 """Both payment stores keep the promises of `PaymentStore`.
 
 One contract suite runs against each store: SQLite on a temporary file, and
-Firestore through the real client on a local emulator (a fresh project per
-test, so tests never see each other's data). What each store wrote is read
-back with the raw SQLite or Firestore client, to check the stored layout
-that operators and other tools rely on.
-
-The emulator does not isolate transactions, so racing duplicate deliveries
-are proven against SQLite, where the locking is real.
+Firestore through the real client on Google's Firestore emulator (a fresh
+project per test, so tests never see each other's data). What each store
+wrote is read back with the raw SQLite or Firestore client, to check the
+stored layout that operators and other tools rely on.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import random
 import socket
 import sqlite3
@@ -35,7 +31,6 @@ from payments import firestore_store, sqlite_store, state
 from payments.firestore_store import FirestoreStore
 from payments.sqlite_store import SqliteStore
 from payments.store import StoreUnavailable
-from tests.support.firestore import unique_project_id
 from tests.support.stripe_objects import checkout_session, event, session_after
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +67,6 @@ class Backend:
     raw_payment: Callable[[str], dict | None]
     raw_event: Callable[[str], dict | None]
     as_time: Callable[[object], datetime]
-    applies_every_server_timestamp: bool = True
 
 
 def sqlite_backend(path: Path) -> Backend:
@@ -106,22 +100,7 @@ def firestore_backend(project: str, monkeypatch) -> Backend:
         functools.partial(document, "payments"),
         functools.partial(document, "stripe_events"),
         lambda value: value,  # the client already returns datetimes
-        applies_every_server_timestamp=_applies_every_server_timestamp(os.environ["FIRESTORE_EMULATOR_HOST"]),
     )
-
-
-@functools.cache
-def _applies_every_server_timestamp(emulator_host: str) -> bool:
-    """Whether the emulator sets every SERVER_TIMESTAMP of one write.
-
-    @firestore-emulator/server 0.3.15 stops after the first field transform
-    of a write, and the client sends transforms sorted by field path, so a
-    write that sets both paid_at and updated_at stores paid_at only. Real
-    Firestore sets both.
-    """
-    probe = firestore.Client(project=unique_project_id("probe")).collection("probe").document("timestamps")
-    probe.set({"a": firestore.SERVER_TIMESTAMP, "b": firestore.SERVER_TIMESTAMP})
-    return set(probe.get().to_dict()) == {"a", "b"}
 
 
 @pytest.fixture(params=["sqlite", "firestore"])
@@ -189,8 +168,6 @@ def test_record_event_stores_the_payment_record_and_the_event(backend):
 
 
 def test_first_paid_write_sets_paid_at_and_updated_at(backend):
-    if not backend.applies_every_server_timestamp:
-        pytest.xfail("this Firestore emulator keeps only the first server timestamp of a write")
     session = checkout_session()
 
     backend.store.record_event(session_event(COMPLETED, session))

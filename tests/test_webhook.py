@@ -392,13 +392,6 @@ def test_an_old_event_redelivered_after_a_newer_one_changes_nothing(webhook, pay
     assert payments.record(session_id) == before
 
 
-FIRESTORE_EMULATOR_DOES_NOT_ISOLATE = (
-    "the test Firestore emulator does not isolate concurrent transactions: both read the same snapshot "
-    "and both commit, so two events for one session can overwrite each other (Firestore itself locks "
-    "the documents a transaction reads; the SQLite run of this test proves the rule)"
-)
-
-
 def post_at_once(apps, events: list[dict]) -> list:
     """POST each event at the same moment, each through its own client, as Stripe's connections would."""
     clients = [apps("api").test_client() for _ in events]
@@ -422,10 +415,7 @@ def test_concurrent_deliveries_of_one_event_store_it_once(apps, payments, sessio
     assert payments.record(session_id)["payment_status"] == "paid"
 
 
-def test_concurrent_events_for_one_session_are_all_applied(request, apps, payments):
-    if payments.kind == "firestore":
-        request.applymarker(pytest.mark.xfail(reason=FIRESTORE_EMULATOR_DOES_NOT_ISOLATE))
-
+def test_concurrent_events_for_one_session_are_all_applied(apps, payments):
     for _ in range(5):  # a lost update needs the two writes to interleave: give it several chances
         session = stripe_objects.checkout_session()
         completed = stripe_objects.event(
