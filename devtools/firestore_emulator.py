@@ -203,10 +203,10 @@ class _Child:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
-    def wait(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(str(self.pid), timeout)
             time.sleep(0.02)
         return self.returncode
@@ -242,9 +242,10 @@ def _spawn(command: list[str]) -> _Child:
 
 def _pump(stream, output: list[str], lines: queue.Queue) -> None:
     """Drain the emulator's output so it never blocks on a full pipe."""
-    for line in stream:
-        output.append(line)
-        lines.put(line)
+    with stream:
+        for line in stream:
+            output.append(line)
+            lines.put(line)
     lines.put(None)  # end of output: the process has exited
 
 
