@@ -93,7 +93,7 @@ def start_firestore(notes: list[str]):
         from devtools.firestore_emulator import start_firestore_emulator
 
         return start_firestore_emulator()
-    except Exception as error:  # no Node, or its packages are not installed
+    except Exception as error:  # no emulator, Java or gcloud, or it failed to start
         notes.append(f"Firestore emulator not started ({error.__class__.__name__}: {str(error)[:120]}): "
                      "status and webhook cold starts and the webhook load are left out.")
         return None

@@ -431,7 +431,6 @@ class LocalStack:
             ) from error
 
     def _start_firestore(self) -> None:
-        # The launcher lives with the test support code; the same emulator serves both.
         from devtools.firestore_emulator import EmulatorError, start_firestore_emulator
 
         try:
@@ -618,7 +617,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--page-port", type=int, default=5173, help="example page port (default 5173)")
     parser.add_argument("--stripe-port", type=int, default=12111, help="Stripe stand-in port (default 12111)")
     parser.add_argument("--firestore", action="store_true",
-                        help="store payments in a local Firestore emulator instead of SQLite (needs Node)")
+                        help="store payments in Google's Firestore emulator instead of SQLite (needs gcloud's "
+                             "cloud-firestore-emulator component and Java)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help="where the SQLite store and dev.env live (default .local/)")
     return parser.parse_args(argv)

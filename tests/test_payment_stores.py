@@ -1,10 +1,10 @@
 """Both payment stores keep the promises of `PaymentStore`.
 
 One contract suite runs against each store: SQLite on a temporary file, and
-Firestore through the real client on a local emulator (a fresh project per
-test, so tests never see each other's data). What each store wrote is read
-back with the raw SQLite or Firestore client, to check the stored layout
-that operators and other tools rely on.
+Firestore through the real client on Google's Firestore emulator (a fresh
+project per test, so tests never see each other's data). What each store
+wrote is read back with the raw SQLite or Firestore client, to check the
+stored layout that operators and other tools rely on.
 
 The stores are asynchronous; each test drives one on an event loop of its
 own (`Sync`), as an instance would on its serving loop.
