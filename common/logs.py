@@ -38,19 +38,16 @@ def configure(project: str | None, service: str | None = None, version: str | No
 
 
 def trace_fields(headers) -> dict:
-    """Trace, span and sampling of a request: W3C traceparent first, then X-Cloud-Trace-Context."""
-    header = headers.get("traceparent")
-    match = _TRACEPARENT.fullmatch(header.strip()) if header else None
-    if match:
-        trace, span, sampled = match.group(1), match.group(2), int(match.group(3), 16) & 1 == 1
-    else:
-        header = headers.get("x-cloud-trace-context")
-        match = _CLOUD_TRACE.fullmatch(header.strip()) if header else None
-        if not match:
-            return {}
-        trace = match.group(1).lower()
-        span = f"{int(match.group(2)):016x}" if match.group(2) and int(match.group(2)) < 2**64 else None
-        sampled = match.group(3) == "1"
+    """Trace, span and sampling of a request: W3C traceparent first, then X-Cloud-Trace-Context.
+
+    A header that is malformed, or names the all-zero trace W3C reserves as
+    invalid, is passed over for the next one; with neither, the line simply
+    has no trace.
+    """
+    found = _traceparent(headers.get("traceparent")) or _cloud_trace_context(headers.get("x-cloud-trace-context"))
+    if found is None:
+        return {}
+    trace, span, sampled = found
     project = _where["project"]
     fields = {
         "logging.googleapis.com/trace": f"projects/{project}/traces/{trace}" if project else trace,
@@ -59,6 +56,23 @@ def trace_fields(headers) -> dict:
     if span and span != "0" * 16:
         fields["logging.googleapis.com/spanId"] = span
     return fields
+
+
+def _traceparent(header: str | None) -> tuple[str, str, bool] | None:
+    """version-trace_id-parent_id-flags (https://www.w3.org/TR/trace-context/#traceparent-header)."""
+    match = _TRACEPARENT.fullmatch(header.strip()) if header else None
+    if not match or header.strip().startswith("ff") or match.group(1) == "0" * 32 or match.group(2) == "0" * 16:
+        return None
+    return match.group(1), match.group(2), int(match.group(3), 16) & 1 == 1
+
+
+def _cloud_trace_context(header: str | None) -> tuple[str, str | None, bool] | None:
+    """TRACE_ID/SPAN_ID;o=OPTIONS, the span in decimal."""
+    match = _CLOUD_TRACE.fullmatch(header.strip()) if header else None
+    if not match or match.group(1) == "0" * 32:
+        return None
+    span = f"{int(match.group(2)):016x}" if match.group(2) and int(match.group(2)) < 2**64 else None
+    return match.group(1).lower(), span, match.group(3) == "1"
 
 
 def write(severity: str, message: str, **fields) -> None:
