@@ -17,14 +17,13 @@ import sys
 import time
 
 import pytest
-import stripe
 
-from checkout.create import session_params
 from common.context import Context
 from common.logs import REPORTED_ERROR
 from common.stripe_api import StripeApi
 from payments import events, reconcile
 from tests.conftest import ROOT, TEST_KEY, local_env, signed_headers
+from tests.support.checkouts import new_session, paid_sessions
 from tests.support.firestore import unique_project_id
 
 HOUR = 3600
@@ -117,20 +116,6 @@ def stored_event_ids(store: dict) -> set[str]:
 
 
 # -- payments at the stand-in -----------------------------------------------------
-
-
-def new_session(standin) -> str:
-    client = stripe.StripeClient(TEST_KEY, base_addresses={"api": standin.base_url})
-    params = session_params("https://shop.example.com/return?session_id={CHECKOUT_SESSION_ID}",
-                            customer_email="buyer@example.com", metadata={"board": "feelings"})
-    return client.v1.checkout.sessions.create(params=params).id
-
-
-def paid_sessions(standin, count: int) -> list[str]:
-    sessions = [new_session(standin) for _ in range(count)]
-    for session_id in sessions:
-        standin.complete(session_id)
-    return sessions
 
 
 def every_kind_of_payment(standin) -> list[str]:
