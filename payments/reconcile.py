@@ -133,7 +133,7 @@ class Summary:
     def stop(self, problem: str, error: BaseException) -> None:
         """The run cannot go on: say why, where a person will see it."""
         self.problem = problem
-        logs.error_report(f"reconcile: {problem}", error, reconcile="run")
+        logs.error_report(f"reconcile: {problem}", error, reconcile="run", problem=problem)
 
     def fields(self) -> dict:
         return {
@@ -224,7 +224,8 @@ async def _pages(stripe, path: str, params: dict, first_backoff: float):
 
 
 async def _page(stripe, path: str, params: dict, first_backoff: float) -> dict:
-    for attempt in range(1, PAGE_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             return await stripe.list(path, params)
         except (ProviderBusy, ProviderUnavailable) as error:
@@ -234,7 +235,7 @@ async def _page(stripe, path: str, params: dict, first_backoff: float) -> dict:
             logs.write("WARNING", f"Stripe could not list {path} ({error.__class__.__name__}); retrying in {wait:g} s",
                        reconcile="retry", error=error.__class__.__name__, attempt=attempt)
             await asyncio.sleep(wait)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 async def _apply(store: PaymentStore, event: dict, summary: Summary) -> None:
