@@ -11,10 +11,15 @@ Stripe client, store, limiter) lives in one context per process.
 import common.coldstart  # noqa: F401 - first, before anything imports stripe: see its docstring
 import functions_framework.aio
 from checkout import create, status
+from common import logs
 from common.context import Context
 from common.http import HttpError, endpoint
 from webhook import handler
 
+# This module is each process's entry point, so the one place that sends
+# Python's logging and warnings (ours and the libraries') through the JSON
+# writer; a Context stays free of process-wide effects.
+logs.install()
 context = Context()
 
 

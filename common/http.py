@@ -27,6 +27,13 @@ BODY_TIMEOUT_SECONDS = 5.0
 
 Handler = Callable[[Request, "object"], Awaitable[tuple[dict, int]]]
 
+# Errors only a person can fix: a setting (a missing or rejected secret) and a
+# request to Stripe we built wrong. Their request line is also an Error
+# Reporting entry, so they are grouped and notified; their messages name a
+# setting or Stripe's error code, never a value. Outages (Stripe or the store
+# unavailable) are not: they pass, and the alerts on 5xx rates watch them.
+NEEDS_A_PERSON = (errors.SettingError, errors.ProviderRefused)
+
 
 class HttpError(Exception):
     """A refusal decided by the HTTP layer itself (method, origin, body size)."""
@@ -140,6 +147,9 @@ def _log_line(request: Request, name: str, status: int, error: Exception | None 
             fields["stripe_request_id"] = request_id
         if isinstance(error, errors.SettingError):
             fields["setting"] = error.name
+    if isinstance(error, NEEDS_A_PERSON):
+        logs.error_report(f"{name} {status}: {error}", error, **fields, **logs.trace_fields(request.headers))
+        return
     severity = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
     logs.write(severity, f"{name} {status}", **fields, **logs.trace_fields(request.headers))
 

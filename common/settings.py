@@ -40,7 +40,8 @@ NAMES = (
     "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
     "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "PAYMENT_INTENTS_COLLECTION",
     "SECRET_MANAGER_ENDPOINT",
-    "K_SERVICE", "K_REVISION", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
+    "K_SERVICE", "K_REVISION", "CLOUD_RUN_JOB", "CLOUD_RUN_EXECUTION", "FIRESTORE_EMULATOR_HOST",
+    "GOOGLE_CLOUD_PROJECT",
 )
 
 
@@ -74,7 +75,8 @@ class Settings:
     secret_manager_endpoint: str | None = None
     google_cloud_project: str | None = None
     firestore_emulator_host: str | None = None
-    # Set by Cloud Run: which service and revision this instance serves.
+    # Set by Cloud Run: which service and revision this instance serves, or
+    # which job and execution this task belongs to.
     service: str | None = None
     revision: str | None = None
     # Secrets as configured: the value itself, or a Secret Manager version name.
@@ -115,15 +117,16 @@ def from_env(env: Mapping[str, str]) -> Settings:
         rate_limit_status=_rates("RATE_LIMIT_STATUS", get("RATE_LIMIT_STATUS")),
         rate_limit_storage_uri=_storage_uri(get("RATE_LIMIT_STORAGE_URI")),
         trusted_proxy_hops=_non_negative_int("TRUSTED_PROXY_HOPS", get("TRUSTED_PROXY_HOPS")),
-        payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE")), emulator=emulator),
+        payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE") or get("CLOUD_RUN_JOB")),
+                              emulator=emulator),
         payments_collection=_collection("PAYMENTS_COLLECTION", get("PAYMENTS_COLLECTION")),
         events_collection=_collection("EVENTS_COLLECTION", get("EVENTS_COLLECTION")),
         payment_intents_collection=_collection("PAYMENT_INTENTS_COLLECTION", get("PAYMENT_INTENTS_COLLECTION")),
         secret_manager_endpoint=get("SECRET_MANAGER_ENDPOINT") or None,
         google_cloud_project=get("GOOGLE_CLOUD_PROJECT") or None,
         firestore_emulator_host=emulator,
-        service=get("K_SERVICE") or None,
-        revision=get("K_REVISION") or None,
+        service=get("K_SERVICE") or get("CLOUD_RUN_JOB") or None,
+        revision=get("K_REVISION") or get("CLOUD_RUN_EXECUTION") or None,
         stripe_secret_key=get("STRIPE_SECRET_KEY"),
         stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
     )

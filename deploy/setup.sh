@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one-time setup of a Google Cloud project for this service
-# (docs/deploy.md): APIs, the Firestore database and its TTL policy, the two
-# secrets, the runtime and deployer service accounts with their roles, the
-# Artifact Registry repository source deploys push to, and optionally the
-# Cloud Build trigger that deploys on every push.
+# (docs/deploy.md): APIs, the Firestore database and its TTL policy, the
+# secrets, the service accounts with their roles, the Artifact Registry
+# repository source deploys push to, the Cloud Scheduler job that runs the
+# reconcile job, the log-based metrics and alert policies (docs/operations.md),
+# and optionally the Cloud Build trigger that deploys on every push.
 #
 #   deploy/setup.sh --project=my-project [--region=us-central1]
 #   deploy/setup.sh --project=my-project --trigger=OWNER/REPO --frontend-url=https://app.example.com
@@ -28,6 +29,15 @@ Usage: deploy/setup.sh [options]
   --runtime-account=NAME    service account the code runs as (default: payments-runtime)
   --deployer-account=NAME   service account Cloud Build deploys as (default: payments-deployer)
   --events-collection=NAME  Firestore collection of processed Stripe events (default: stripe_events)
+  --reconcile-key-secret=NAME
+                            secret holding the reconcile job's restricted Stripe key (default: stripe-reconcile-key)
+  --reconcile-account=NAME  service account the reconcile job runs as (default: payments-reconcile)
+  --scheduler-account=NAME  service account Cloud Scheduler starts the job as (default: payments-scheduler)
+  --reconcile-job=NAME      the Cloud Run job the build deploys (default: payments-reconcile)
+  --reconcile-schedule=CRON when it runs, in UTC (default: hourly, '7 * * * *')
+  --notification-channel=NAME
+                            where alerts are sent: projects/ID/notificationChannels/N (default: none,
+                            alerts show in the console only)
   --operator=MEMBER         who starts builds as the deployer, e.g. user:you@example.com
                             (default: the account gcloud is logged in with)
   --trigger=OWNER/REPO      also create a Cloud Build trigger deploying this GitHub repository
@@ -48,6 +58,12 @@ webhook_secret_secret=stripe-webhook-secret
 runtime_account=payments-runtime
 deployer_account=payments-deployer
 events_collection=stripe_events
+reconcile_key_secret=stripe-reconcile-key
+reconcile_account=payments-reconcile
+scheduler_account=payments-scheduler
+reconcile_job=payments-reconcile
+reconcile_schedule='7 * * * *'
+notification_channel=
 operator=
 trigger=
 branch=main
@@ -64,6 +80,12 @@ set_option() {
     --runtime-account) runtime_account=$2 ;;
     --deployer-account) deployer_account=$2 ;;
     --events-collection) events_collection=$2 ;;
+    --reconcile-key-secret) reconcile_key_secret=$2 ;;
+    --reconcile-account) reconcile_account=$2 ;;
+    --scheduler-account) scheduler_account=$2 ;;
+    --reconcile-job) reconcile_job=$2 ;;
+    --reconcile-schedule) reconcile_schedule=$2 ;;
+    --notification-channel) notification_channel=$2 ;;
     --operator) operator=$2 ;;
     --trigger) trigger=$2 ;;
     --branch) branch=$2 ;;
@@ -97,6 +119,9 @@ fi
 runtime_email="$runtime_account@$project.iam.gserviceaccount.com"
 deployer_email="$deployer_account@$project.iam.gserviceaccount.com"
 deployer_resource="projects/$project/serviceAccounts/$deployer_email"
+reconcile_email="$reconcile_account@$project.iam.gserviceaccount.com"
+scheduler_email="$scheduler_account@$project.iam.gserviceaccount.com"
+monitoring_dir="$(dirname "$0")/monitoring"
 
 # Runs a command, or under --dry-run prints it as one shell-quoted line.
 run() {
@@ -120,16 +145,43 @@ exists() {
   "$@" >/dev/null 2>&1
 }
 
-# IAM may not know an account for a few seconds after creating it.
-bind() {
+# IAM may not know an account, nor Monitoring a log-based metric, for a few
+# seconds after it was created.
+retrying() {
   local attempt
   for attempt in 1 2 3 4 5; do
-    run "$@" --format=none && return 0
+    run "$@" && return 0
     [ "$dry_run" = 0 ] || return 0
     note "retrying in $((attempt * 5)) s"
     sleep $((attempt * 5))
   done
   return 1
+}
+
+bind() { retrying "$@" --format=none; }
+
+# A log-based counter metric: created, or brought up to date with the filter
+# here, which follows the fields the code writes in its log lines.
+metric() {
+  local name=$1 description=$2 filter=$3
+  if exists gcloud logging metrics describe "$name" --project="$project"; then
+    run gcloud logging metrics update "$name" --description="$description" --log-filter="$filter" --project="$project"
+  else
+    run gcloud logging metrics create "$name" --description="$description" --log-filter="$filter" --project="$project"
+  fi
+}
+
+# Sets found_policy to the name of the alert policy with this display name, if
+# there is one. Under --dry-run the lookup is printed and finds nothing.
+find_policy() {
+  local lookup=(gcloud alpha monitoring policies list --filter="displayName=\"$1\"" --format="value(name)"
+    --project="$project")
+  found_policy=
+  if [ "$dry_run" = 1 ]; then
+    run "${lookup[@]}"
+  else
+    found_policy=$("${lookup[@]}" | head -n 1)
+  fi
 }
 
 # A secret whose first version is VALUE. gcloud reads the value from standard
@@ -164,7 +216,8 @@ note "Project $project, region $region"
 
 note "APIs the build, the functions and this script use"
 run gcloud services enable run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com \
-  secretmanager.googleapis.com firestore.googleapis.com iam.googleapis.com --project="$project"
+  secretmanager.googleapis.com firestore.googleapis.com iam.googleapis.com cloudscheduler.googleapis.com \
+  logging.googleapis.com monitoring.googleapis.com --project="$project"
 
 note "Firestore database (Native mode)"
 if ! exists gcloud firestore databases describe --database='(default)' --project="$project"; then
@@ -196,6 +249,15 @@ else
   create_secret "$webhook_secret_secret" whsec_placeholder
 fi
 
+note "Secret $reconcile_key_secret (the reconcile job's restricted Stripe key)"
+if exists gcloud secrets describe "$reconcile_key_secret" --project="$project"; then
+  note "it exists; change it by adding a version (docs/operations.md, The reconcile job)"
+else
+  # A placeholder the job refuses by name until a restricted key (Events and
+  # Checkout Sessions read) is added as a version: docs/operations.md.
+  create_secret "$reconcile_key_secret" placeholder-add-a-restricted-key
+fi
+
 note "Service account $runtime_email: what the code runs as"
 if ! exists gcloud iam service-accounts describe "$runtime_email" --project="$project"; then
   run gcloud iam service-accounts create "$runtime_account" --display-name="Payments functions at run time" \
@@ -209,6 +271,25 @@ done
 bind gcloud projects add-iam-policy-binding "$project" --member="serviceAccount:$runtime_email" \
   --role=roles/datastore.user --condition=None
 
+note "Service account $reconcile_email: what the reconcile job runs as"
+if ! exists gcloud iam service-accounts describe "$reconcile_email" --project="$project"; then
+  run gcloud iam service-accounts create "$reconcile_account" --display-name="Payments reconcile job" \
+    --project="$project"
+fi
+# It reads its own restricted Stripe key and the Firestore database, nothing else.
+bind gcloud secrets add-iam-policy-binding "$reconcile_key_secret" --member="serviceAccount:$reconcile_email" \
+  --role=roles/secretmanager.secretAccessor --project="$project"
+bind gcloud projects add-iam-policy-binding "$project" --member="serviceAccount:$reconcile_email" \
+  --role=roles/datastore.user --condition=None
+
+note "Service account $scheduler_email: what Cloud Scheduler starts the reconcile job as"
+# Its one role, roles/run.invoker on the job alone, is bound by the build right
+# after it deploys the job (cloudbuild.yaml): the job does not exist before.
+if ! exists gcloud iam service-accounts describe "$scheduler_email" --project="$project"; then
+  run gcloud iam service-accounts create "$scheduler_account" --display-name="Payments reconcile schedule" \
+    --project="$project"
+fi
+
 note "Service account $deployer_email: what Cloud Build runs as and builds the images with"
 if ! exists gcloud iam service-accounts describe "$deployer_email" --project="$project"; then
   run gcloud iam service-accounts create "$deployer_account" --display-name="Payments Cloud Build deployer" \
@@ -221,8 +302,8 @@ for role in roles/run.admin roles/run.sourceDeveloper roles/cloudbuild.builds.bu
   bind gcloud projects add-iam-policy-binding "$project" --member="serviceAccount:$deployer_email" \
     --role="$role" --condition=None
 done
-# It acts as the runtime account (to deploy code that runs as it) and as itself (to build).
-for account in "$runtime_email" "$deployer_email"; do
+# It acts as the accounts the code runs as (to deploy it) and as itself (to build).
+for account in "$runtime_email" "$reconcile_email" "$deployer_email"; do
   bind gcloud iam service-accounts add-iam-policy-binding "$account" --member="serviceAccount:$deployer_email" \
     --role=roles/iam.serviceAccountUser --project="$project"
 done
@@ -249,9 +330,55 @@ if ! exists gcloud artifacts repositories describe cloud-run-source-deploy --loc
     --location="$region" --description="Cloud Run source deployments" --project="$project"
 fi
 
+note "Cloud Scheduler job $reconcile_job: runs the reconcile job ($reconcile_schedule, UTC)"
+if ! exists gcloud scheduler jobs describe "$reconcile_job" --location="$region" --project="$project"; then
+  run gcloud scheduler jobs create http "$reconcile_job" --location="$region" --schedule="$reconcile_schedule" \
+    --time-zone=Etc/UTC --http-method=POST \
+    --uri="https://run.googleapis.com/v2/projects/$project/locations/$region/jobs/$reconcile_job:run" \
+    --oauth-service-account-email="$scheduler_email" \
+    --description="Reconcile payments with Stripe (docs/operations.md)" --project="$project"
+fi
+
+# The fields these filters read are the ones the code writes on its log lines
+# (common/http.py, webhook/handler.py, payments/reconcile.py); a test keeps
+# each filter matching the lines it counts.
+note "Log-based metrics (docs/operations.md)"
+metric payments_webhook_5xx "Webhook deliveries answered 5xx: Stripe retries them" \
+  'resource.type="cloud_run_revision" AND jsonPayload.endpoint="stripe_webhook" AND severity>=ERROR'
+metric payments_webhook_signature_failures "Webhook deliveries whose Stripe-Signature no configured secret verifies" \
+  'resource.type="cloud_run_revision" AND jsonPayload.endpoint="stripe_webhook" AND jsonPayload.status=400 AND jsonPayload.signature="unverified"'
+metric payments_checkout_stripe_errors "Checkout Sessions Stripe failed to create" \
+  'resource.type="cloud_run_revision" AND jsonPayload.endpoint="create_embedded_session" AND jsonPayload.error=("ProviderUnavailable" OR "ProviderBusy" OR "ProviderRefused")'
+metric payments_recorded "Payments recorded as paid, by the webhook or the reconcile job (one per payment)" \
+  'resource.type=("cloud_run_revision" OR "cloud_run_job") AND jsonPayload.outcome="recorded" AND jsonPayload.payment_status="paid" AND jsonPayload.event_type=("checkout.session.completed" OR "checkout.session.async_payment_succeeded")'
+metric payments_reconcile_missed_events "Events the reconcile job recorded because the webhook had not" \
+  'resource.type="cloud_run_job" AND jsonPayload.reconcile="event" AND jsonPayload.outcome="recorded"'
+metric payments_reconcile_unrecorded_sessions "Checkout Sessions complete at Stripe without a payment record" \
+  'resource.type="cloud_run_job" AND jsonPayload.reconcile="session"'
+metric payments_reconcile_failures "Reconcile runs that could not list or apply every event" \
+  'resource.type="cloud_run_job" AND jsonPayload.reconcile="summary" AND jsonPayload.outcome="failed"'
+metric payments_reconcile_runs "Reconcile runs that reached their summary" \
+  'resource.type="cloud_run_job" AND jsonPayload.reconcile="summary"'
+
+note "Alert policies from $monitoring_dir (a policy that exists is left as it is)"
+for file in "$monitoring_dir"/*.yaml; do
+  display_name=$(sed -n 's/^displayName: *"\(.*\)"$/\1/p' "$file")
+  [ -n "$display_name" ] || die "$file has no displayName"
+  find_policy "$display_name"
+  if [ -z "$found_policy" ]; then
+    retrying gcloud alpha monitoring policies create --policy-from-file="$file" \
+      ${notification_channel:+--notification-channels="$notification_channel"} --project="$project"
+  elif [ -n "$notification_channel" ]; then
+    run gcloud alpha monitoring policies update "$found_policy" --add-notification-channels="$notification_channel" \
+      --project="$project"
+  fi
+done
+
 # What the build needs to know about the choices made here.
 substitutions="_REGION=$region,_STRIPE_KEY_SECRET=$stripe_key_secret,_WEBHOOK_SECRET_SECRET=$webhook_secret_secret"
 substitutions+=",_EVENTS_COLLECTION=$events_collection,_RUNTIME_SA=$runtime_email,_BUILD_SA=$deployer_resource"
+substitutions+=",_RECONCILE_JOB=$reconcile_job,_RECONCILE_SA=$reconcile_email"
+substitutions+=",_RECONCILE_KEY_SECRET=$reconcile_key_secret,_RECONCILE_INVOKER_SA=$scheduler_email"
 
 if [ -n "$trigger" ]; then
   note "Cloud Build trigger $trigger_name: deploys $trigger on every push to $branch"
@@ -268,5 +395,6 @@ cat >&2 <<EOF
   gcloud builds submit --project=$project --config=cloudbuild.yaml --ignore-file=.gcloudignore.build \\
     --service-account=$deployer_resource \\
     --substitutions=_FRONTEND_URL=https://YOUR-FRONTEND,$substitutions
-then register the webhook in Stripe (docs/deploy.md).
+then register the webhook in Stripe (docs/deploy.md), and give the reconcile job its restricted
+key (docs/operations.md).
 EOF

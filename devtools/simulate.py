@@ -16,6 +16,7 @@ payment store recorded and what the status endpoint (the page's view) says.
     python -m devtools.simulate refund [--amount CENTS] SESSION_ID       refund all, or part, of a payment
     python -m devtools.simulate dispute [--lose|--win] SESSION_ID        open a chargeback, and close it
     python -m devtools.simulate replay EVENT_ID                          deliver an event again
+    python -m devtools.simulate pay --no-webhook [SESSION_ID|latest]     a payment whose webhook is lost
     python -m devtools.simulate latest                                   print the newest open session
     python -m devtools.simulate events                                   the event types the webhook handles
 
@@ -24,6 +25,11 @@ come from `.local/dev.env`, which `run_local` writes while it runs; flags
 override them. With a real Stripe test key use the Stripe CLI instead:
 `stripe listen --forward-to localhost:8080/webhook` and
 `stripe trigger checkout.session.completed`.
+
+`--no-webhook` (pay, expire) changes the session at the stand-in but
+delivers nothing, as when the webhook is down or misconfigured: the store
+lacks the payment until `python -m payments.reconcile` records it from
+Stripe's list of events.
 
 The commands are also functions (`pay`, `expire`, `refund`, `dispute`,
 `replay`, `latest_open_session`) returning a `Report`, for tests.
@@ -101,6 +107,7 @@ class Report:
     session_id: str
     action: str
     deliveries: list[Delivery] = field(default_factory=list)
+    undelivered: list[dict] = field(default_factory=list)  # events kept from the webhook (--no-webhook)
     recorded: dict | None = None
     store_problem: str | None = None
     status: dict | None = None
@@ -270,13 +277,17 @@ def read_back(config: Config, report: Report) -> Report:
     return report
 
 
-def _act_and_deliver(config: Config, session_id: str, action: str, steps: list[tuple[str, dict]]) -> Report:
+def _act_and_deliver(config: Config, session_id: str, action: str, steps: list[tuple[str, dict]],
+                     webhook: bool = True) -> Report:
     """Each step is an admin path under /_standin/ (sessions/ID/… or payments/ID/…) and its payload."""
     report = Report(session_id=session_id, action=action)
     for path, payload in steps:
         result = _standin(config, "POST", f"/_standin/{path}", payload)
         for event in result["events"]:
-            report.deliveries.append(deliver(config, event))
+            if webhook:
+                report.deliveries.append(deliver(config, event))
+            else:
+                report.undelivered.append(event)
     return read_back(config, report)
 
 
@@ -284,13 +295,16 @@ def _act_and_deliver(config: Config, session_id: str, action: str, steps: list[t
 # Commands
 
 
-def pay(config: Config, session_id: str | None = None, outcome: str = "paid") -> Report:
-    """Complete a session: paid at once, or unpaid and then `async-succeed` / `async-fail`."""
+def pay(config: Config, session_id: str | None = None, outcome: str = "paid", webhook: bool = True) -> Report:
+    """Complete a session: paid at once, or unpaid and then `async-succeed` / `async-fail`.
+
+    `webhook=False` delivers none of the events: a payment whose webhook is lost.
+    """
     session_id = resolve_session(config, session_id)
     at = f"sessions/{session_id}"
     if outcome == "paid":
         return _act_and_deliver(config, session_id, "completed and paid",
-                                [(f"{at}/complete", {"payment_status": "paid"})])
+                                [(f"{at}/complete", {"payment_status": "paid"})], webhook)
     if outcome not in ("async-succeed", "async-fail"):
         raise ValueError("outcome must be paid, async-succeed or async-fail")
     succeeded = outcome == "async-succeed"
@@ -298,12 +312,13 @@ def pay(config: Config, session_id: str | None = None, outcome: str = "paid") ->
         config, session_id,
         "completed unpaid, then the delayed payment " + ("succeeded" if succeeded else "failed"),
         [(f"{at}/complete", {"payment_status": "unpaid"}), (f"{at}/async_payment", {"succeeded": succeeded})],
+        webhook,
     )
 
 
-def expire(config: Config, session_id: str | None = None) -> Report:
+def expire(config: Config, session_id: str | None = None, webhook: bool = True) -> Report:
     session_id = resolve_session(config, session_id)
-    return _act_and_deliver(config, session_id, "expired", [(f"sessions/{session_id}/expire", {})])
+    return _act_and_deliver(config, session_id, "expired", [(f"sessions/{session_id}/expire", {})], webhook)
 
 
 def refund(config: Config, session_id: str, amount: int | None = None) -> Report:
@@ -341,6 +356,8 @@ def format_report(report: Report, config: Config) -> str:
     for delivery in report.deliveries:
         lines.append(f"  {delivery.event_type} {delivery.event_id} -> {config.webhook_url}")
         lines.append(f"    webhook answered {delivery.status_code} {delivery.body}")
+    for event in report.undelivered:
+        lines.append(f"  {event['type']} {event['id']} -> not delivered (--no-webhook)")
     if report.recorded is not None:
         record = report.recorded
         amount = record.get("amount_total")
@@ -363,6 +380,9 @@ def format_report(report: Report, config: Config) -> str:
         lines.append(f"  status endpoint: {report.status_problem}")
     if not report.ok:
         lines.append("The webhook did not accept every event; see the API's log for the reason.")
+    if report.undelivered:
+        lines.append("Stripe still lists these events: `python -m payments.reconcile` records them, with this "
+                     "stack's settings: (set -a; . .local/dev.env; python -m payments.reconcile --since 1h)")
     return "\n".join(lines)
 
 
@@ -374,13 +394,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     common.add_argument("--webhook-url", help=f"where to deliver events (default {DEFAULT_WEBHOOK_URL})")
     common.add_argument("--webhook-secret", help="whsec_… to sign with (STRIPE_WEBHOOK_SECRET)")
     common.add_argument("--api-url", help="the API's base URL, for reading the status back")
+    lost = argparse.ArgumentParser(add_help=False)
+    lost.add_argument("--no-webhook", dest="webhook", action="store_false",
+                      help="change the session but deliver nothing, as if the webhook were lost")
 
     parser = argparse.ArgumentParser(
         prog="python -m devtools.simulate",
         description="Simulate Stripe against the local stand-in and deliver signed webhooks. " + STRIPE_CLI_HINT,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    pay_parser = commands.add_parser("pay", parents=[common], help="complete a session and pay it")
+    pay_parser = commands.add_parser("pay", parents=[common, lost], help="complete a session and pay it")
     outcome = pay_parser.add_mutually_exclusive_group()
     outcome.add_argument("--async-succeed", dest="outcome", action="store_const", const="async-succeed",
                          help="complete unpaid, then the delayed payment succeeds")
@@ -388,7 +411,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          help="complete unpaid, then the delayed payment fails")
     pay_parser.set_defaults(outcome="paid")
     pay_parser.add_argument("session_id", nargs="?", default="latest", help="cs_test_… or latest (default)")
-    expire_parser = commands.add_parser("expire", parents=[common], help="expire an open session")
+    expire_parser = commands.add_parser("expire", parents=[common, lost], help="expire an open session")
     expire_parser.add_argument("session_id", nargs="?", default="latest", help="cs_test_… or latest (default)")
     refund_parser = commands.add_parser("refund", parents=[common], help="refund a paid session's payment")
     refund_parser.add_argument("--amount", type=int, help="cents to refund (default: all that remains)")
@@ -420,9 +443,9 @@ def main(argv: list[str] | None = None) -> int:
             print(latest_open_session(config))
             return 0
         if args.command == "pay":
-            report = pay(config, args.session_id, args.outcome)
+            report = pay(config, args.session_id, args.outcome, args.webhook)
         elif args.command == "expire":
-            report = expire(config, args.session_id)
+            report = expire(config, args.session_id, args.webhook)
         elif args.command == "refund":
             report = refund(config, args.session_id, args.amount)
         elif args.command == "dispute":

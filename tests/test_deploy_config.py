@@ -51,11 +51,16 @@ def shared_flags() -> dict:
 # Tests before deploys
 
 
-def test_the_test_step_comes_first_and_every_deploy_waits_for_it():
+def test_the_test_step_comes_first_and_every_other_step_waits_for_it():
     steps = load()["steps"]
     assert steps[0]["id"] == "test"
-    assert deploys() and len(deploys()) == len(steps) - 1
-    assert all(deploy.step.get("waitFor") == ["test"] for deploy in deploys())
+    assert deploys() and all(deploy.step.get("waitFor") == ["test"] for deploy in deploys())
+    # Every later step waits for the tests, or for a step that does (Cloud Build
+    # would otherwise start it at once, in parallel with them).
+    after_tests = {"test"}
+    for step in steps[1:]:
+        assert step.get("waitFor") and set(step["waitFor"]) <= after_tests, step["id"]
+        after_tests.add(step["id"])
 
 
 def run_test_step(workdir: Path, overrides: dict) -> tuple[subprocess.CompletedProcess, list[str]]:

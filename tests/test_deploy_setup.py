@@ -2,56 +2,38 @@
 
 Whether gcloud accepts each command is tests/test_deploy_gcloud.py's job.
 Here the script's own decisions are checked by putting a recorder on PATH
-in gcloud's place: it logs each call (arguments, and standard input where
-gcloud would read a secret from it) and answers `describe` as a project
-with nothing, or everything, already created would.
+in gcloud's place (tests/support/setup_script.py): it logs each call and
+answers look-ups as a project with nothing, or everything, already created
+would.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from common.errors import SettingError
+from common.secrets import stripe_secret_key
 from tests.support.cloudbuild import ROOT
+from tests.support.setup_script import install_recorder, run_setup
 
-SETUP = ROOT / "deploy" / "setup.sh"
 STRIPE_KEY = "sk_test_" + "setupscriptkey0123456789"
-
-RECORDER = """#!/bin/bash
-stdin=
-for arg in "$@"; do
-  if [ "$arg" = --data-file=- ]; then stdin=$(cat); fi
-done
-"{python}" -c 'import json, sys; print(json.dumps({{"argv": sys.argv[2:], "stdin": sys.argv[1]}}))' \\
-  "$stdin" "$@" >> "$GCLOUD_LOG"
-case " $* " in
-  *" describe "*) [ "$EXISTING" = everything ] ;;
-  *" config get-value account "*) echo operator@example.com ;;
-esac
-"""
+POLICY_FILES = sorted((ROOT / "deploy" / "monitoring").glob("*.yaml"))
+METRICS = ("payments_webhook_5xx", "payments_webhook_signature_failures", "payments_checkout_stripe_errors",
+           "payments_recorded", "payments_reconcile_missed_events", "payments_reconcile_unrecorded_sessions",
+           "payments_reconcile_failures", "payments_reconcile_runs")
+CHANNEL = "projects/example-project/notificationChannels/4242"
 
 
 @pytest.fixture
 def recorder(tmp_path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    gcloud = bin_dir / "gcloud"
-    gcloud.write_text(RECORDER.format(python=sys.executable))
-    gcloud.chmod(0o755)
-    return bin_dir
+    return install_recorder(tmp_path)
 
 
 def setup(recorder: Path, *args: str, existing: str = "nothing", stdin: str = "") -> tuple[subprocess.CompletedProcess, list]:
-    log = recorder.parent / "gcloud.log"
-    log.write_text("")
-    env = {"PATH": f"{recorder}:/usr/bin:/bin", "GCLOUD_LOG": str(log), "EXISTING": existing, "HOME": str(recorder)}
-    result = subprocess.run(["bash", str(SETUP), "--project=example-project", *args], input=stdin, env=env,
-                            capture_output=True, text=True, timeout=60)
-    return result, [json.loads(line) for line in log.read_text().splitlines()]
+    return run_setup(recorder, *args, existing=existing, stdin=stdin)
 
 
 def creates(calls: list) -> list[str]:
@@ -69,13 +51,17 @@ def test_dry_run_runs_nothing(recorder):
 def test_a_new_project_gets_the_database_secrets_accounts_and_repository(recorder):
     result, calls = setup(recorder, stdin=STRIPE_KEY + "\n")
     assert result.returncode == 0, result.stderr
-    assert creates(calls) == [
+    assert [line for line in creates(calls) if not line.startswith(("logging", "alpha"))] == [
         "firestore databases create --database=(default)",
         "secrets create stripe-secret-key --replication-policy=automatic",
         "secrets create stripe-webhook-secret --replication-policy=automatic",
+        "secrets create stripe-reconcile-key --replication-policy=automatic",
         "iam service-accounts create payments-runtime",
+        "iam service-accounts create payments-reconcile",
+        "iam service-accounts create payments-scheduler",
         "iam service-accounts create payments-deployer",
         "artifacts repositories create cloud-run-source-deploy",
+        "scheduler jobs create http",
     ]
 
 
@@ -85,6 +71,7 @@ def test_a_project_already_set_up_is_not_created_again_and_needs_no_key(recorder
     assert creates(calls) == []
     # What is set rather than created is set again, harmlessly.
     assert any(call["argv"][:3] == ["firestore", "fields", "ttls"] for call in calls)
+    assert len([call for call in calls if call["argv"][:3] == ["logging", "metrics", "update"]]) == len(METRICS)
 
 
 def test_the_stripe_key_goes_to_gcloud_on_standard_input_never_in_its_arguments(recorder):
@@ -159,3 +146,85 @@ def test_an_unknown_option_is_refused_before_anything_runs(recorder):
     assert result.returncode != 0
     assert "unknown option --regoin" in result.stderr
     assert calls == []
+
+
+# --------------------------------------------------------------------------
+# The reconcile job, its schedule, the metrics and the alerts
+
+
+def granted(calls: list, member: str) -> list[str]:
+    return sorted(" ".join(call["argv"][:3] + [arg for arg in call["argv"] if arg.startswith("--role=")])
+                  for call in calls if f"--member={member}" in call["argv"])
+
+
+def test_the_reconcile_account_reads_only_its_own_key_and_firestore(recorder):
+    _, calls = setup(recorder, existing="everything")
+    assert granted(calls, "serviceAccount:payments-reconcile@example-project.iam.gserviceaccount.com") == [
+        "projects add-iam-policy-binding example-project --role=roles/datastore.user",
+        "secrets add-iam-policy-binding stripe-reconcile-key --role=roles/secretmanager.secretAccessor",
+    ]
+
+
+def test_the_scheduler_account_gets_no_role_here_only_the_build_lets_it_run_the_job(recorder):
+    _, calls = setup(recorder, existing="everything")
+    assert granted(calls, "serviceAccount:payments-scheduler@example-project.iam.gserviceaccount.com") == []
+
+
+def test_the_deployer_may_deploy_the_job_as_the_reconcile_account(recorder):
+    _, calls = setup(recorder, existing="everything")
+    reconcile = "payments-reconcile@example-project.iam.gserviceaccount.com"
+    assert ["iam", "service-accounts", "add-iam-policy-binding", reconcile,
+            "--member=serviceAccount:payments-deployer@example-project.iam.gserviceaccount.com",
+            "--role=roles/iam.serviceAccountUser", "--project=example-project", "--format=none"] in [
+        call["argv"] for call in calls]
+
+
+def test_the_reconcile_key_starts_as_a_placeholder_the_job_refuses_by_name(recorder):
+    _, calls = setup(recorder, stdin=STRIPE_KEY + "\n")
+    [create] = [call for call in calls if call["argv"][:3] == ["secrets", "create", "stripe-reconcile-key"]]
+    with pytest.raises(SettingError) as refused:
+        stripe_secret_key(create["stdin"])
+    assert refused.value.name == "STRIPE_SECRET_KEY"
+
+
+def test_cloud_scheduler_runs_the_job_hourly_as_the_scheduler_account(recorder):
+    _, calls = setup(recorder, "--region=europe-west1", stdin=STRIPE_KEY + "\n")
+    [create] = [call["argv"] for call in calls if call["argv"][:4] == ["scheduler", "jobs", "create", "http"]]
+    assert create[4] == "payments-reconcile"
+    assert {"--location=europe-west1", "--schedule=7 * * * *", "--http-method=POST", "--time-zone=Etc/UTC",
+            "--uri=https://run.googleapis.com/v2/projects/example-project/locations/europe-west1/jobs/"
+            "payments-reconcile:run",
+            "--oauth-service-account-email=payments-scheduler@example-project.iam.gserviceaccount.com"} <= set(create)
+
+
+def test_every_log_based_metric_is_created_on_a_new_project(recorder):
+    _, calls = setup(recorder, stdin=STRIPE_KEY + "\n")
+    created = [call["argv"][3] for call in calls if call["argv"][:3] == ["logging", "metrics", "create"]]
+    assert created == list(METRICS)
+
+
+def test_every_alert_policy_file_is_created_with_the_notification_channel(recorder):
+    _, calls = setup(recorder, f"--notification-channel={CHANNEL}", stdin=STRIPE_KEY + "\n")
+    created = [call["argv"] for call in calls if call["argv"][:4] == ["alpha", "monitoring", "policies", "create"]]
+    assert [next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--policy-from-file=")) for argv in created] \
+        == [f"{ROOT}/deploy/monitoring/{path.name}" for path in POLICY_FILES]
+    assert all(f"--notification-channels={CHANNEL}" in argv for argv in created)
+
+
+def test_existing_alert_policies_are_left_as_they_are_but_get_a_new_channel(recorder):
+    _, quiet = setup(recorder, existing="everything")
+    _, told = setup(recorder, f"--notification-channel={CHANNEL}", existing="everything")
+
+    assert not [call for call in quiet if call["argv"][:3] == ["alpha", "monitoring", "policies"]
+                and call["argv"][3] != "list"]
+    updates = [call["argv"] for call in told if call["argv"][:4] == ["alpha", "monitoring", "policies", "update"]]
+    assert len(updates) == len(POLICY_FILES)
+    assert all(f"--add-notification-channels={CHANNEL}" in argv for argv in updates)
+
+
+def test_the_build_command_names_the_reconcile_job_accounts_and_secret(recorder):
+    result, _ = setup(recorder, "--reconcile-key-secret=live-reconcile-key", existing="everything")
+    assert "_RECONCILE_JOB=payments-reconcile" in result.stderr
+    assert "_RECONCILE_SA=payments-reconcile@example-project.iam.gserviceaccount.com" in result.stderr
+    assert "_RECONCILE_KEY_SECRET=live-reconcile-key" in result.stderr
+    assert "_RECONCILE_INVOKER_SA=payments-scheduler@example-project.iam.gserviceaccount.com" in result.stderr

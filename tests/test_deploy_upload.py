@@ -32,7 +32,7 @@ SAMPLE_TREE = (
     "main.py", "requirements.txt", "checkout/create.py", "payments/store.py",
     "tests/test_deploy_config.py", "devtools/stripe_standin/__init__.py", "bench/load.py", "docs/deploy.md",
     "deploy/setup.sh", "deploy/env/api.yaml", ".deploy/env/api.yaml", "firebase.json", ".ci/run", "Makefile",
-    "pytest.ini", "requirements-dev.txt", "package.json", "package-lock.json", "cloudbuild.yaml", "README.md",
+    "pytest.ini", "requirements-dev.txt", "cloudbuild.yaml", "README.md",
     ".venv/bin/python", "node_modules/pkg/index.js", ".local/payments.db", "__pycache__/main.cpython-314.pyc",
     "checkout/__pycache__/create.cpython-314.pyc", ".pytest_cache/README.md", ".env", ".git/config",
 )
@@ -61,18 +61,17 @@ def test_build_upload_keeps_the_tests_and_leaves_out_local_state(tmp_path):
     uploaded = files_for_upload(sample_tree(tmp_path, ".gcloudignore.build"))
     # The test step runs `make test` and deploy/render.py, which need all of these...
     assert {"tests/test_deploy_config.py", "devtools/stripe_standin/__init__.py", "deploy/env/api.yaml",
-            "Makefile", "pytest.ini", "requirements-dev.txt", "package.json", "package-lock.json",
-            "cloudbuild.yaml", ".gcloudignore"} <= uploaded
+            "Makefile", "pytest.ini", "requirements-dev.txt", "cloudbuild.yaml", ".gcloudignore"} <= uploaded
     # ...and recreates these itself.
     assert not [path for path in uploaded if any(f"/{state}" in f"/{path}" for state in LOCAL_STATE)]
     assert ".env" not in uploaded
 
 
 def runtime_packages() -> set[str]:
-    """This repository's packages that main.py loads, at import or on first use (main.HANDLER_MODULES)."""
+    """This repository's packages that main.py loads, at import or when a store is opened."""
     listing = (
         "import importlib, json, sys, main\n"
-        "for name in getattr(main, 'HANDLER_MODULES', ()): importlib.import_module(name)\n"
+        "for name in ('payments.firestore_store', 'payments.sqlite_store'): importlib.import_module(name)\n"
         "root = sys.argv[1]\n"
         "files = {name: getattr(module, '__file__', None) or '' for name, module in list(sys.modules.items())}\n"
         "print(json.dumps(sorted({name.split('.')[0] for name, path in files.items()"

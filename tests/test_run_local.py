@@ -188,7 +188,7 @@ def test_firestore_option_pays_into_googles_emulator_and_ctrl_c_stops_it(run_loc
                           cwd=ROOT, env=local_env(), capture_output=True, text=True, timeout=60)
 
     assert "webhook answered 200" in paid.stdout, paid.stdout + paid.stderr
-    assert "recorded: status=complete payment_status=paid" in paid.stdout
+    assert "recorded: outcome=paid status=complete payment_status=paid" in paid.stdout
 
     os.kill(runner.process.pid, signal.SIGINT)
 

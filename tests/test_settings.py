@@ -68,8 +68,17 @@ def test_the_sqlite_store_path_is_the_urls_path():
 
 def test_the_store_is_firestore_on_google_cloud_and_on_the_emulator():
     assert load(K_SERVICE="payments-api").payments_store.kind == "firestore"
+    assert load(CLOUD_RUN_JOB="payments-reconcile").payments_store.kind == "firestore"
     assert load(FIRESTORE_EMULATOR_HOST="127.0.0.1:8080").payments_store.kind == "firestore"
     assert load().payments_store.kind == "sqlite"
+
+
+def test_a_job_names_itself_as_a_service_does():
+    job = load(CLOUD_RUN_JOB="payments-reconcile", CLOUD_RUN_EXECUTION="payments-reconcile-x7k2p")
+    service = load(K_SERVICE="payments-api", K_REVISION="payments-api-00007-abc")
+
+    assert (job.service, job.revision) == ("payments-reconcile", "payments-reconcile-x7k2p")
+    assert (service.service, service.revision) == ("payments-api", "payments-api-00007-abc")
 
 
 def test_secrets_stay_out_of_the_repr():

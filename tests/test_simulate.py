@@ -7,7 +7,10 @@ what the webhook answered and what the store recorded.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import sqlite3
 import subprocess
 import sys
 
@@ -191,3 +194,53 @@ def test_latest_is_the_newest_open_session(stack, config):
     latest = simulate.latest_open_session(config)
 
     assert latest == newer != older
+
+
+def stored_event_ids(config) -> set[str]:
+    path = config.store_env["PAYMENTS_STORE"][len("sqlite:///"):]
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return {row[0] for row in db.execute("SELECT event_id FROM stripe_events")}
+
+
+def reconcile_as_documented(stack) -> subprocess.CompletedProcess:
+    """`python -m payments.reconcile` with the running stack's settings, as the simulator's hint says."""
+    script = f'set -a; . {shlex.quote(str(stack.env_file))}; exec "$0" -m payments.reconcile --since 1h'
+    return subprocess.run(["bash", "-c", script, sys.executable], cwd=ROOT, env=local_env(),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_payment_whose_webhook_is_lost_is_shown_from_stripe_and_recorded_by_reconcile(stack, config):
+    session_id = create_session(stack)
+
+    report = simulate.pay(config, session_id, webhook=False)
+
+    assert report.deliveries == []
+    [event] = report.undelivered
+    assert event["type"] == "checkout.session.completed"
+    assert report.recorded is None  # no webhook: nothing recorded when the store is read
+    assert report.status == {"status": "complete", "payment_status": "paid", "outcome": "paid"}  # asked of Stripe
+    assert event["id"] not in stored_event_ids(config)
+    assert "payments.reconcile" in simulate.format_report(report, config)
+
+    repaired, again = reconcile_as_documented(stack), reconcile_as_documented(stack)
+
+    assert repaired.returncode == 0, repaired.stderr
+    recorded = [json.loads(line) for line in repaired.stdout.splitlines() if '"reconcile": "event"' in line]
+    assert event["id"] in {line["event_id"] for line in recorded}
+    assert event["id"] in stored_event_ids(config)
+    assert again.returncode == 0, again.stderr
+    assert "0 newly applied" in again.stdout
+
+
+def test_command_line_no_webhook_delivers_nothing(stack):
+    session_id = create_session(stack)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.simulate", "expire", "--no-webhook", "--env-file", str(stack.env_file),
+         session_id],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "checkout.session.expired" in result.stdout and "not delivered (--no-webhook)" in result.stdout
+    assert "webhook answered" not in result.stdout

@@ -549,6 +549,21 @@ def test_each_request_writes_one_json_request_line(webhook, sqlite_payments, com
     assert {line["endpoint"] for line in request_lines} == {"stripe_webhook"}
 
 
+def test_the_request_line_tells_a_refused_signature_from_a_missing_one(webhook, sqlite_payments, completed,
+                                                                      log_lines):
+    log_lines()
+    payload = json.dumps(completed)
+    webhook.post(payload)
+    webhook.post(payload)
+    webhook.post(payload, secret=NEW_SECRET)
+    webhook.send(content=payload)
+
+    lines = [line for line in log_lines() if line.get("endpoint") == "stripe_webhook"]
+    assert [(line["status"], line["signature"], line.get("outcome")) for line in lines] == [
+        (200, "verified", "recorded"), (200, "verified", "duplicate"), (400, "unverified", None),
+        (400, "missing", None)]
+
+
 def test_secrets_never_appear_in_responses_or_logs(webhook, sqlite_payments, standin, session_id, monkeypatch,
                                                    log_lines, new_client):
     (completed,) = standin.complete(session_id)

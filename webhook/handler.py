@@ -24,14 +24,27 @@ TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 async def stripe_webhook(request, context) -> tuple[dict, int]:
     secrets = await context.webhook_secrets()
     payload = await read_body(request, MAX_BODY_BYTES)
-    event = verify(payload, request.headers.get("stripe-signature"), secrets)
-    note(request, event_id=event["id"], event_type=event["type"])
+    signature = request.headers.get("stripe-signature")
+    # The log line tells a refused signature (a wrong secret, which loses payments) from scanners sending none.
+    note(request, signature="unverified" if signature else "missing")
+    event = verify(payload, signature, secrets)
+    note(request, signature="verified", event_id=event["id"], event_type=event["type"], **_described(event))
 
     change = events.change_from_event(event)
     if change is None:  # a type we do not handle: acknowledged, nothing to do
+        note(request, outcome="ignored")
         return {"received": True}, 200
     stored = await context.store().record_event(event, change)
+    note(request, outcome="recorded" if stored else "duplicate")
     return {"received": True, "duplicate": not stored}, 200
+
+
+def _described(event: dict) -> dict:
+    """The session an event is about and its payment status, for the log line (what payments are counted by)."""
+    data = event["data"]["object"]
+    if event["type"] not in events.SESSION_EVENTS:
+        return {}
+    return {"session_id": data.get("id"), "payment_status": data.get("payment_status")}
 
 
 def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> dict:

@@ -2,8 +2,11 @@
 
 Only what the deploy tests need to produce the commands the build runs: the
 substitutions (built-ins, the file's defaults, then what an operator passes;
-`$$` is a literal `$`), the test step, and the deploy steps. Whether gcloud
-accepts those commands is gcloud's to say (tests/test_deploy_gcloud.py).
+`$$` is a literal `$`), the test step, the function deploy steps (`bash -c
+GUARD gcloud run deploy …`, run under one `_TARGET`) and the plain gcloud
+steps (`entrypoint: gcloud`, run under any target: the reconcile job).
+Whether gcloud accepts those commands is gcloud's to say
+(tests/test_deploy_gcloud.py).
 """
 
 from __future__ import annotations
@@ -137,3 +140,41 @@ def deploy_ids() -> list[str]:
 
 def deploy_by_id(step_id: str) -> Deploy:
     return next(deploy for deploy in deploys() if deploy.id == step_id)
+
+
+@dataclass
+class GcloudStep:
+    """A step whose entrypoint is gcloud itself: `gcloud ARGS...` under any _TARGET."""
+
+    step: dict
+
+    @property
+    def id(self) -> str:
+        return self.step["id"]
+
+    def command(self, values: dict) -> list[str]:
+        return ["gcloud", *(substitute(arg, values) for arg in self.step["args"])]
+
+    def flag(self, name: str, values: dict) -> str:
+        found = [arg.split("=", 1)[1] for arg in self.command(values) if arg.startswith(f"--{name}=")]
+        assert len(found) == 1, f"{self.id}: expected one --{name}, found {found}"
+        return found[0]
+
+
+def is_gcloud_step(step: dict) -> bool:
+    return step.get("entrypoint") == "gcloud"
+
+
+def gcloud_steps() -> list[GcloudStep]:
+    return [GcloudStep(step) for step in load()["steps"] if is_gcloud_step(step)]
+
+
+def gcloud_step_ids() -> list[str]:
+    try:
+        return [step.id for step in gcloud_steps()]
+    except Exception:  # a broken config fails the structural tests; these then have no cases
+        return []
+
+
+def gcloud_step_by_id(step_id: str) -> GcloudStep:
+    return next(step for step in gcloud_steps() if step.id == step_id)

@@ -9,6 +9,7 @@ stops earlier with gcloud's own message. Nothing reaches the network.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -89,3 +90,48 @@ def run_all(commands: dict[str, dict]) -> dict[str, Outcome]:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {key: pool.submit(run, **spec) for key, spec in commands.items()}
         return {key: future.result() for key, future in futures.items()}
+
+
+# Run with gcloud's own Python: parse a policy file exactly as
+# `gcloud alpha monitoring policies create --policy-from-file` does, then list
+# every field or enum value the Monitoring API's messages do not define
+# (apitools keeps those aside instead of failing).
+_PARSE_POLICY = """
+import json, sys
+root, path = sys.argv[1], sys.argv[2]
+sys.path[:0] = [root + "/lib", root + "/lib/third_party"]
+from apitools.base.protorpclite import messages
+from googlecloudsdk.api_lib.util import apis
+from googlecloudsdk.command_lib.monitoring import util
+
+def unknown(message, where):
+    found = [where + "." + name for name in message.all_unrecognized_fields()]
+    for field in message.all_fields():
+        value = message.get_assigned_value(field.name)
+        for item in (value if field.repeated else [value]) or []:
+            if isinstance(item, messages.Message):
+                found += unknown(item, where + "." + field.name)
+    return found
+
+try:
+    policy = util.MessageFromString(open(path).read(), apis.GetMessagesModule("monitoring", "v3").AlertPolicy,
+                                    "AlertPolicy")
+    print(json.dumps({"error": None, "unknown": unknown(policy, "policy")}))
+except Exception as error:
+    print(json.dumps({"error": str(error), "unknown": []}))
+"""
+
+
+def parse_alert_policy(path: Path) -> dict:
+    """{"error": gcloud's parse error or None, "unknown": fields and values the API does not define}."""
+    require_gcloud()
+    with tempfile.TemporaryDirectory(prefix="gcloud-config-") as config_dir:
+        env = offline_env(Path(config_dir))
+        info = subprocess.run(["gcloud", "info", "--format=json(installation.sdk_root,basic.python_location)"],
+                              env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=True)
+        where = json.loads(info.stdout)
+        parsed = subprocess.run([where["basic"]["python_location"], "-c", _PARSE_POLICY,
+                                 where["installation"]["sdk_root"], str(path)],
+                                env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    assert parsed.returncode == 0, parsed.stderr
+    return json.loads(parsed.stdout)
