@@ -1,6 +1,6 @@
 """POST /api/checkout/embedded-session: start an Embedded Checkout session.
 
-parse the body → validate it → ask Stripe for a session → answer with its
+count the client against its rate → parse the body → validate it → ask Stripe for a session → answer with its
 client_secret, which the page hands to Stripe.js to mount the payment form.
 Everything the buyer could tamper with (price, product, return URL) is fixed
 here on the server; the body may only add metadata and a prefilled email.
@@ -29,7 +29,9 @@ CURRENCY = "usd"
 
 async def create_embedded_session(request, context) -> tuple[dict, int]:
     settings = context.settings
-    await context.limiter().check("create", settings.rate_limit_create, client_ip(request, settings.trusted_proxy_hops))
+    client = client_ip(request, settings.trusted_proxy_hops)
+    await context.limiter().check("create_embedded_session", settings.rate_limit_create, client,
+                                  fail_open=settings.rate_limit_fail_open_create)
     fields = parse_body(await read_body(request, MAX_BODY_BYTES))
     idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
     params = session_params(settings.return_url, **fields)

@@ -1,6 +1,6 @@
 """GET /api/checkout/session-status?session_id=…: has this checkout been paid?
 
-parse the id → check it is a Checkout Session id of our key's mode → answer
+count the client against its rate → parse the id → check it is a Checkout Session id of our key's mode → answer
 from the payment store if the session is already settled there → otherwise
 ask Stripe, record a completed or expired session (fulfilment from the
 return page, in case the webhook is late) → answer status and payment_status.
@@ -21,7 +21,9 @@ from payments.store import StoreUnavailable
 
 async def session_status(request, context) -> tuple[dict, int]:
     settings = context.settings
-    await context.limiter().check("status", settings.rate_limit_status, client_ip(request, settings.trusted_proxy_hops))
+    # Always fail open: a buyer waiting for their result is never refused because the counts are unreachable.
+    await context.limiter().check("session_status", settings.rate_limit_status,
+                                  client_ip(request, settings.trusted_proxy_hops), fail_open=True)
     stripe = await context.stripe()
     session_id = parse_session_id(request.query_params.get("session_id"), stripe.mode)
     note(request, session_id=session_id)

@@ -70,7 +70,10 @@ class Context:
 
     def limiter(self) -> ratelimit.Limiter:
         if self._limiter is None:
-            self._limiter = ratelimit.Limiter(self.settings.rate_limit_storage_uri)
+            counts = ratelimit.open_counts(self.settings.rate_limit_storage_uri, self.settings.google_cloud_project)
+            self._limiter = ratelimit.Limiter(counts)
+            if self._limiter.shared:
+                logs.write("INFO", f"Rate limits are counted in {counts.description}.")
         return self._limiter
 
     async def close(self) -> None:
@@ -79,3 +82,5 @@ class Context:
             await self._stripe.close()
         if self._store is not None:
             await self._store.close()
+        if self._limiter is not None:
+            await self._limiter.close()

@@ -51,6 +51,9 @@ def answer_for(error: Exception) -> tuple[int, str, dict] | None:
             return 404, str(error), {}
         case errors.RateLimited():
             return 429, "Too many requests; slow down and retry later.", {"Retry-After": str(error.retry_after)}
+        case errors.CheckUnavailable():
+            return 503, "Could not check this request right now; try again shortly.", {
+                "Retry-After": str(error.retry_after)}
         case errors.SettingError():
             return 500, f"Server misconfigured: {error.name} {error.problem}.", {}
         case errors.IdempotencyConflict():

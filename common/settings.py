@@ -27,6 +27,7 @@ DEFAULTS = {
     "RATE_LIMIT_CREATE": "10/minute",
     "RATE_LIMIT_STATUS": "120/minute",
     "RATE_LIMIT_STORAGE_URI": "memory://",
+    "RATE_LIMIT_FAIL_OPEN_CREATE": "true",
     "TRUSTED_PROXY_HOPS": "1",
     "PAYMENTS_COLLECTION": "payments",
     "EVENTS_COLLECTION": "stripe_events",
@@ -36,7 +37,8 @@ DEFAULTS = {
 # processes with none of these but their own.
 NAMES = (
     "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
-    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
+    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "RATE_LIMIT_FAIL_OPEN_CREATE",
+    "TRUSTED_PROXY_HOPS",
     "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
     "K_SERVICE", "K_REVISION", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
 )
@@ -64,6 +66,8 @@ class Settings:
     rate_limit_create: tuple[Rate, ...] = ()
     rate_limit_status: tuple[Rate, ...] = ()
     rate_limit_storage_uri: str = DEFAULTS["RATE_LIMIT_STORAGE_URI"]
+    # Whether create lets requests through (counted by this instance alone) when shared counts are unreachable.
+    rate_limit_fail_open_create: bool = True
     trusted_proxy_hops: int = 1
     payments_store: StoreChoice = StoreChoice("sqlite", DEFAULT_SQLITE_PATH)
     payments_collection: str = DEFAULTS["PAYMENTS_COLLECTION"]
@@ -111,6 +115,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         rate_limit_create=_rates("RATE_LIMIT_CREATE", get("RATE_LIMIT_CREATE")),
         rate_limit_status=_rates("RATE_LIMIT_STATUS", get("RATE_LIMIT_STATUS")),
         rate_limit_storage_uri=_storage_uri(get("RATE_LIMIT_STORAGE_URI")),
+        rate_limit_fail_open_create=_boolean("RATE_LIMIT_FAIL_OPEN_CREATE", get("RATE_LIMIT_FAIL_OPEN_CREATE")),
         trusted_proxy_hops=_non_negative_int("TRUSTED_PROXY_HOPS", get("TRUSTED_PROXY_HOPS")),
         payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE")), emulator=emulator),
         payments_collection=_collection("PAYMENTS_COLLECTION", get("PAYMENTS_COLLECTION")),
@@ -173,8 +178,19 @@ def _rates(name: str, value: str) -> tuple[Rate, ...]:
 
 def _storage_uri(value: str) -> str:
     if "://" not in value:
-        raise SettingError("RATE_LIMIT_STORAGE_URI", "must be a storage URI such as memory:// or redis://host:6379")
+        raise SettingError(
+            "RATE_LIMIT_STORAGE_URI", "must be a storage URI such as memory://, firestore:// or redis://host:6379"
+        )
+    scheme, rest = value.split("://", 1)
+    if scheme == "firestore" and rest:
+        _collection("RATE_LIMIT_STORAGE_URI", rest)  # firestore://COLLECTION names one collection
     return value
+
+
+def _boolean(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise SettingError(name, "must be true or false")
+    return value.lower() == "true"
 
 
 def _non_negative_int(name: str, value: str) -> int:

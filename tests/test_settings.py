@@ -24,6 +24,7 @@ def test_defaults_fill_what_is_not_set():
     assert loaded.rate_limit_create == (Rate(10, 60, "10/minute"),)
     assert loaded.rate_limit_status == (Rate(120, 60, "120/minute"),)
     assert loaded.rate_limit_storage_uri == "memory://"
+    assert loaded.rate_limit_fail_open_create is True
     assert loaded.trusted_proxy_hops == 1
     assert loaded.payments_collection == "payments"
     assert loaded.events_collection == "stripe_events"
@@ -50,6 +51,8 @@ def test_return_url_joins_frontend_path_and_placeholder():
         ("EVENTS_COLLECTION", "__reserved__"),
         ("RATE_LIMIT_CREATE", "ten per minute"),
         ("RATE_LIMIT_STORAGE_URI", "localhost:6379"),
+        ("RATE_LIMIT_STORAGE_URI", "firestore://limits/nested"),
+        ("RATE_LIMIT_FAIL_OPEN_CREATE", "maybe"),
         ("PAYMENTS_STORE", "postgres://db"),
         ("PAYMENTS_STORE", "sqlite://relative.db"),
     ],
