@@ -1,6 +1,7 @@
 """POST /api/checkout/embedded-session: start an Embedded Checkout session.
 
-count the client against its rate → parse the body → validate it → ask Stripe for a session → answer with its
+verify App Check (when on) → count the client against its rate → parse the
+body → validate it → ask Stripe for a session → answer with its
 client_secret, which the page hands to Stripe.js to mount the payment form.
 Everything the buyer could tamper with (price, product, return URL) is fixed
 here on the server; the body may only add metadata and a prefilled email.
@@ -29,6 +30,9 @@ CURRENCY = "usd"
 
 async def create_embedded_session(request, context) -> tuple[dict, int]:
     settings = context.settings
+    # App Check first: it needs no I/O once its keys are cached, so a request
+    # from outside our app is turned away before it costs a counted write.
+    app_id = await context.app_check().verify(request) if settings.app_check_project_number else None
     client = client_ip(request, settings.trusted_proxy_hops)
     await context.limiter().check("create_embedded_session", settings.rate_limit_create, client,
                                   fail_open=settings.rate_limit_fail_open_create)

@@ -1,6 +1,7 @@
 """GET /api/checkout/session-status?session_id=…: has this checkout been paid?
 
-count the client against its rate → parse the id → check it is a Checkout Session id of our key's mode → answer
+verify App Check (when on for status) → count the client against its rate →
+parse the id → check it is a Checkout Session id of our key's mode → answer
 from the payment store if the session is already settled there → otherwise
 ask Stripe, record a completed or expired session (fulfilment from the
 return page, in case the webhook is late) → answer status and payment_status.
@@ -21,6 +22,8 @@ from payments.store import StoreUnavailable
 
 async def session_status(request, context) -> tuple[dict, int]:
     settings = context.settings
+    if settings.app_check_on_status:
+        await context.app_check().verify(request)
     # Always fail open: a buyer waiting for their result is never refused because the counts are unreachable.
     await context.limiter().check("session_status", settings.rate_limit_status,
                                   client_ip(request, settings.trusted_proxy_hops), fail_open=True)

@@ -20,7 +20,10 @@ from common import errors, logs
 from payments.store import StoreUnavailable
 
 PREFLIGHT_MAX_AGE_SECONDS = "3600"
-ALLOWED_HEADERS = "Content-Type, Idempotency-Key"
+# X-Firebase-AppCheck is allowed whether or not App Check is enforced, so a
+# frontend can send tokens before enforcement is switched on, and browsers'
+# cached preflights (PREFLIGHT_MAX_AGE_SECONDS) stay valid when it is.
+ALLOWED_HEADERS = "Content-Type, Idempotency-Key, X-Firebase-AppCheck"
 # A body that has not fully arrived by then is answered 408: a slow client
 # must not hold the request open.
 BODY_TIMEOUT_SECONDS = 5.0

@@ -29,6 +29,8 @@ DEFAULTS = {
     "RATE_LIMIT_STORAGE_URI": "memory://",
     "RATE_LIMIT_FAIL_OPEN_CREATE": "true",
     "TRUSTED_PROXY_HOPS": "1",
+    "APP_CHECK_ON_STATUS": "false",
+    "APP_CHECK_JWKS_URL": "https://firebaseappcheck.googleapis.com/v1/jwks",
     "PAYMENTS_COLLECTION": "payments",
     "EVENTS_COLLECTION": "stripe_events",
 }
@@ -38,7 +40,7 @@ DEFAULTS = {
 NAMES = (
     "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
     "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "RATE_LIMIT_FAIL_OPEN_CREATE",
-    "TRUSTED_PROXY_HOPS",
+    "TRUSTED_PROXY_HOPS", "APP_CHECK_PROJECT_NUMBER", "APP_CHECK_ON_STATUS", "APP_CHECK_JWKS_URL",
     "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
     "K_SERVICE", "K_REVISION", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
 )
@@ -69,6 +71,10 @@ class Settings:
     # Whether create lets requests through (counted by this instance alone) when shared counts are unreachable.
     rate_limit_fail_open_create: bool = True
     trusted_proxy_hops: int = 1
+    # Firebase App Check: verified on create when the project number is set, and on status too if asked.
+    app_check_project_number: str | None = None
+    app_check_on_status: bool = False
+    app_check_jwks_url: str = DEFAULTS["APP_CHECK_JWKS_URL"]
     payments_store: StoreChoice = StoreChoice("sqlite", DEFAULT_SQLITE_PATH)
     payments_collection: str = DEFAULTS["PAYMENTS_COLLECTION"]
     events_collection: str = DEFAULTS["EVENTS_COLLECTION"]
@@ -106,6 +112,10 @@ def from_env(env: Mapping[str, str]) -> Settings:
         return (env.get(name) or DEFAULTS.get(name, "")).strip()
 
     frontend_url = _frontend_url(get("FRONTEND_URL"))
+    app_check_project_number = _project_number(get("APP_CHECK_PROJECT_NUMBER"))
+    app_check_on_status = _boolean("APP_CHECK_ON_STATUS", get("APP_CHECK_ON_STATUS"))
+    if app_check_on_status and not app_check_project_number:
+        raise SettingError("APP_CHECK_ON_STATUS", "needs APP_CHECK_PROJECT_NUMBER to be set")
     emulator = get("FIRESTORE_EMULATOR_HOST") or None
     return Settings(
         frontend_url=frontend_url,
@@ -117,6 +127,9 @@ def from_env(env: Mapping[str, str]) -> Settings:
         rate_limit_storage_uri=_storage_uri(get("RATE_LIMIT_STORAGE_URI")),
         rate_limit_fail_open_create=_boolean("RATE_LIMIT_FAIL_OPEN_CREATE", get("RATE_LIMIT_FAIL_OPEN_CREATE")),
         trusted_proxy_hops=_non_negative_int("TRUSTED_PROXY_HOPS", get("TRUSTED_PROXY_HOPS")),
+        app_check_project_number=app_check_project_number,
+        app_check_on_status=app_check_on_status,
+        app_check_jwks_url=_jwks_url(get("APP_CHECK_JWKS_URL")),
         payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE")), emulator=emulator),
         payments_collection=_collection("PAYMENTS_COLLECTION", get("PAYMENTS_COLLECTION")),
         events_collection=_collection("EVENTS_COLLECTION", get("EVENTS_COLLECTION")),
@@ -191,6 +204,20 @@ def _boolean(name: str, value: str) -> bool:
     if value.lower() not in ("true", "false"):
         raise SettingError(name, "must be true or false")
     return value.lower() == "true"
+
+
+def _project_number(value: str) -> str | None:
+    """A Firebase project number (digits), not the project id: App Check tokens name the number."""
+    if value and not (value.isascii() and value.isdigit()):
+        raise SettingError("APP_CHECK_PROJECT_NUMBER", "must be the project number (digits), not the project id")
+    return value or None
+
+
+def _jwks_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingError("APP_CHECK_JWKS_URL", "must be an http(s) URL")
+    return value
 
 
 def _non_negative_int(name: str, value: str) -> int:
