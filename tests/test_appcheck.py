@@ -292,3 +292,14 @@ def test_app_check_on_status_without_a_project_number_is_a_500_naming_it(client,
 
     assert response.status_code == 500
     assert "APP_CHECK_ON_STATUS" in response.json()["error"]
+
+
+def test_the_same_idempotency_key_from_two_apps_gets_two_sessions(client, app_check, keys, standin):
+    """The app id is part of the scope, so two apps behind one address never share a session."""
+    first = create(client, token(keys["key-1"]), **{"Idempotency-Key": "click-1"})
+    second = create(client, token(keys["key-1"], sub="1:123456789012:android:9f8e7d"), **{"Idempotency-Key": "click-1"})
+    again = create(client, token(keys["key-1"]), **{"Idempotency-Key": "click-1"})
+
+    assert first.json() != second.json()
+    assert again.json() == first.json()
+    assert len(standin.sessions) == 2
