@@ -1,9 +1,11 @@
-"""The in-memory moving window behind RATE_LIMIT_* with the default memory:// storage.
+"""The counts behind RATE_LIMIT_*: in memory, and in Redis through `limits`.
 
 `common.ratelimit` counts in memory itself instead of through the `limits`
 library (whose memory storage starts a timer thread every 10 ms under load),
 so these tests pin it to the same notation and the same moving-window
-answers, including under concurrent requests.
+answers, including under concurrent requests. The Redis path runs against a
+real redis-server; Firestore's counts have their own tests
+(tests/test_ratelimit_firestore.py).
 """
 
 from __future__ import annotations
