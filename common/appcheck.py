@@ -20,13 +20,16 @@ Firebase's own Admin SDK does), refetched once for an unknown `kid` but at
 most once per REFRESH_COOLDOWN_SECONDS (so forged `kid`s cannot make us
 hammer the JWKS endpoint), each fetch bounded by FETCH_TIMEOUT_SECONDS. The
 fetch is blocking urllib, so it runs in a thread, one at a time; a key
-already cached is found without leaving the event loop. PyJWT and
+already cached is found without leaving the event loop. After a failed fetch
+requests are answered 503 at once for RETRY_FETCH_AFTER_SECONDS, rather than
+each waiting in turn for another fetch to fail. PyJWT and
 cryptography are imported only when App Check is on (~22 ms of cold start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from common.errors import CheckUnavailable, Unauthenticated
 from common.http import note
@@ -36,6 +39,7 @@ ISSUER_PREFIX = "https://firebaseappcheck.googleapis.com/"
 KEYS_LIFESPAN_SECONDS = 6 * 3600
 FETCH_TIMEOUT_SECONDS = 3.0
 REFRESH_COOLDOWN_SECONDS = 60.0
+RETRY_FETCH_AFTER_SECONDS = 5
 # App Check tokens are a few hundred bytes; a huge header is refused before it is parsed.
 MAX_TOKEN_CHARS = 4096
 
@@ -64,6 +68,7 @@ class AppCheck:
         self._jwks = jwt.PyJWKClient(jwks_url, lifespan=KEYS_LIFESPAN_SECONDS, timeout=FETCH_TIMEOUT_SECONDS,
                                      cooldown_duration=REFRESH_COOLDOWN_SECONDS)
         self._fetching = asyncio.Lock()
+        self._failed_at = float("-inf")  # monotonic time of the last failed fetch
 
     async def verify(self, request) -> str:
         """The app id (`sub`) of the request's valid token; InvalidToken or CheckUnavailable otherwise."""
@@ -117,17 +122,20 @@ class AppCheck:
             key = self._cached_key(kid)
             if key is not None:
                 return key
+            if time.monotonic() - self._failed_at < RETRY_FETCH_AFTER_SECONDS:
+                raise CheckUnavailable("App Check keys could not be fetched", RETRY_FETCH_AFTER_SECONDS)
             try:
                 async with asyncio.timeout(FETCH_TIMEOUT_SECONDS + 1):
                     return await asyncio.to_thread(self._jwks.get_signing_key, kid)
-            except jwt.PyJWKClientConnectionError:
-                raise CheckUnavailable("App Check keys could not be fetched") from None
-            except jwt.PyJWKClientError:
-                if self._cached_key_set_exists():
+            except jwt.PyJWKClientError as error:
+                # Not a failed fetch: the keys are at hand and none is this token's.
+                if not isinstance(error, jwt.PyJWKClientConnectionError) and self._cached_key_set_exists():
                     raise InvalidToken("unknown_key") from None
-                raise CheckUnavailable("App Check keys could not be read") from None
+                self._failed_at = time.monotonic()
+                raise CheckUnavailable("App Check keys could not be fetched", RETRY_FETCH_AFTER_SECONDS) from None
             except (jwt.PyJWKSetError, ValueError, TimeoutError):
-                raise CheckUnavailable("App Check keys could not be read") from None
+                self._failed_at = time.monotonic()
+                raise CheckUnavailable("App Check keys could not be read", RETRY_FETCH_AFTER_SECONDS) from None
 
     def _cached_key_set_exists(self) -> bool:
         cache = self._jwks.jwk_set_cache
