@@ -21,7 +21,8 @@ A shared store that does not answer within SHARED_TIMEOUT_SECONDS, or fails,
 must not take the service down with it: the request is then counted by this
 instance alone ("fail open", always for status, for create unless
 RATE_LIMIT_FAIL_OPEN_CREATE=false) or refused with 503 ("fail closed"), and a
-log line says which.
+log line says which. The store is then left alone for SHARED_PAUSE_SECONDS,
+so an outage does not add a timeout to every request.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ SWEEP_INTERVAL_SECONDS = 60.0
 # instead (or refused): a healthy store answers in milliseconds, and the first
 # call of an instance (a new connection, an access token) well within this.
 SHARED_TIMEOUT_SECONDS = 1.0
+SHARED_PAUSE_SECONDS = 5.0
 
 
 class Rate(NamedTuple):
@@ -198,6 +200,8 @@ class Limiter:
         self.shared = not isinstance(counts, MemoryCounts)
         # Where a request is counted while the shared store is unreachable.
         self._fallback = MemoryCounts() if self.shared else counts
+        self._paused_until = float("-inf")  # monotonic time until which the shared store is not asked
+        self._last_failure = ""
 
     async def check(self, scope: str, rates: tuple[Rate, ...], client: str, *, fail_open: bool = True) -> None:
         """Count this request; RateLimited once the client has spent a rate.
@@ -207,21 +211,30 @@ class Limiter:
         the endpoint (`scope`) and the failure, never the client.
         """
         try:
-            if self.shared:
-                async with asyncio.timeout(SHARED_TIMEOUT_SECONDS):
-                    wait = await self.counts.hit(rates, scope, client)
-            else:
-                wait = await self.counts.hit(rates, scope, client)
-        except (CountsUnavailable, TimeoutError) as error:
-            reason = "TimeoutError" if isinstance(error, TimeoutError) else str(error)
+            wait = await self._hit(rates, scope, client)
+        except CountsUnavailable as error:
             outcome = "counted by this instance alone" if fail_open else "refused"
             logs.write("WARNING" if fail_open else "ERROR", f"Rate-limit counts unavailable; request {outcome}.",
-                       endpoint=scope, storage=self.counts.description, error=reason)
+                       endpoint=scope, storage=self.counts.description, error=str(error))
             if not fail_open:
-                raise CheckUnavailable("rate-limit counts unavailable") from None
+                raise CheckUnavailable("rate-limit counts unavailable", math.ceil(SHARED_PAUSE_SECONDS)) from None
             wait = await self._fallback.hit(rates, scope, client)
         if wait is not None:
             raise RateLimited(max(1, math.ceil(wait)))
+
+    async def _hit(self, rates: tuple[Rate, ...], scope: str, client: str) -> float | None:
+        """Counted where the counts live; CountsUnavailable while a shared store fails or is paused."""
+        if not self.shared:
+            return await self.counts.hit(rates, scope, client)
+        if time.monotonic() < self._paused_until:
+            raise CountsUnavailable(self._last_failure)
+        try:
+            async with asyncio.timeout(SHARED_TIMEOUT_SECONDS):
+                return await self.counts.hit(rates, scope, client)
+        except (CountsUnavailable, TimeoutError) as error:
+            self._last_failure = "TimeoutError" if isinstance(error, TimeoutError) else str(error)
+            self._paused_until = time.monotonic() + SHARED_PAUSE_SECONDS
+            raise CountsUnavailable(self._last_failure) from None
 
     async def close(self) -> None:
         await self.counts.close()

@@ -45,6 +45,10 @@ UNAVAILABLE_ERRORS = (
     api_exceptions.RetryError,
     auth_exceptions.TransportError,
     auth_exceptions.RefreshError,
+    # No credentials or no project where the client looked (a machine without
+    # Application Default Credentials): the service still answers, counting here.
+    auth_exceptions.DefaultCredentialsError,
+    OSError,
 )
 
 
@@ -65,18 +69,14 @@ class FirestoreCounts:
         if known is not None:
             return known
         now = time.time()
-        client = self._get_client()
-        batch = client.batch()
-        windows = []
-        for rate in rates:
-            start = now - now % rate.seconds
-            end = start + rate.seconds
-            batch.set(client.collection(self.collection).document(document_id(scope, rate, start, key)), {
-                "count": firestore.Increment(1),
-                "expires_at": datetime.fromtimestamp(end, timezone.utc),
-            }, merge=True)
-            windows.append((rate, end))
+        windows = [(rate, now - now % rate.seconds + rate.seconds) for rate in rates]
         try:
+            client = self._get_client()
+            batch = client.batch()
+            for rate, end in windows:
+                window = client.collection(self.collection).document(document_id(scope, rate, end - rate.seconds, key))
+                batch.set(window, {"count": firestore.Increment(1), "expires_at": datetime.fromtimestamp(end, timezone.utc)},
+                          merge=True)
             results = await batch.commit(retry=None, timeout=SHARED_TIMEOUT_SECONDS)
             counts = [result.transform_results[0].integer_value for result in results]
         except UNAVAILABLE_ERRORS as error:

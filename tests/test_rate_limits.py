@@ -187,3 +187,23 @@ def test_a_store_that_hangs_is_given_up_after_the_timeout(client, unreachable_st
     assert ratelimit.SHARED_TIMEOUT_SECONDS <= elapsed < ratelimit.SHARED_TIMEOUT_SECONDS + 1.5
     (line,) = outage_lines(log_lines)
     assert line["error"] == "TimeoutError"
+
+
+def test_after_a_failure_the_store_is_left_alone_for_a_pause(client, monkeypatch, unreachable_store, log_lines):
+    """An outage must not add a timeout to every request; the store is tried again after the pause."""
+    unreachable_store(hangs=True)
+    monkeypatch.setattr(ratelimit, "SHARED_PAUSE_SECONDS", 2.0)
+
+    def timed_post() -> float:
+        started = time.monotonic()
+        assert post_from(client, "203.0.113.7").status_code == 200
+        return time.monotonic() - started
+
+    first, during_the_pause = timed_post(), timed_post()
+    time.sleep(max(0.0, 2.2 - during_the_pause))
+    after_the_pause = timed_post()
+
+    assert first >= ratelimit.SHARED_TIMEOUT_SECONDS
+    assert during_the_pause < 0.5
+    assert after_the_pause >= ratelimit.SHARED_TIMEOUT_SECONDS
+    assert [line["error"] for line in outage_lines(log_lines)] == ["TimeoutError"] * 3

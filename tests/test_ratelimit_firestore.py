@@ -141,6 +141,15 @@ def test_unreachable_firestore_is_counts_unavailable(monkeypatch):
         run(unique_project_id(), hits(1))
 
 
+def test_no_credentials_is_counts_unavailable(monkeypatch, tmp_path):
+    """A machine without Application Default Credentials: the service answers, counting in memory."""
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+
+    with pytest.raises(CountsUnavailable):
+        run("any-project", hits(1))
+
+
 def test_window_ids_are_the_same_on_every_instance_and_differ_by_window():
     day = THREE_A_DAY[0]
 
