@@ -40,6 +40,9 @@ KEYS_LIFESPAN_SECONDS = 6 * 3600
 FETCH_TIMEOUT_SECONDS = 3.0
 REFRESH_COOLDOWN_SECONDS = 60.0
 RETRY_FETCH_AFTER_SECONDS = 5
+# Clock difference tolerated on exp and iat: a token App Check has just issued
+# must not look issued in the future to an instance whose clock is a little ahead.
+LEEWAY_SECONDS = 30
 # App Check tokens are a few hundred bytes; a huge header is refused before it is parsed.
 MAX_TOKEN_CHARS = 4096
 
@@ -95,10 +98,12 @@ class AppCheck:
         # Checked before any key is looked up: `alg: none` or HS256 never reaches a key.
         if header.get("alg") != "RS256" or header.get("typ") != "JWT" or not isinstance(kid, str):
             raise InvalidToken("header")
-        key = self._cached_key(kid) or await self._fetched_key(kid)
+        key = self._cached_key(kid)
+        if key is None:
+            key = await self._fetched_key(kid)
         try:
             claims = jwt.decode(token, key, algorithms=["RS256"], audience=self.audience, issuer=self.issuer,
-                                options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+                                leeway=LEEWAY_SECONDS, options={"require": ["exp", "iat", "iss", "aud", "sub"]})
         except jwt.InvalidTokenError as error:
             raise InvalidToken(error.__class__.__name__) from None
         if not isinstance(claims["sub"], str) or not claims["sub"]:

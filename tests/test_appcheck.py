@@ -146,13 +146,15 @@ def test_a_request_without_a_token_is_a_401_and_never_reaches_stripe(client, app
 
 
 @pytest.mark.parametrize("changes", [
-    {"exp": int(time.time()) - 10},
+    {"exp": int(time.time()) - appcheck.LEEWAY_SECONDS - 10},
     {"aud": ["projects/999999999999", "projects/someone-else"]},
     {"aud": None},
     {"iss": "https://firebaseappcheck.googleapis.com/999999999999"},
     {"iss": "https://securetoken.google.com/herome-example"},
     {"sub": None},
-], ids=["expired", "wrong audience", "no audience", "another project's issuer", "another issuer", "no subject"])
+    {"iat": int(time.time()) + appcheck.LEEWAY_SECONDS + 60},
+], ids=["expired", "wrong audience", "no audience", "another project's issuer", "another issuer", "no subject",
+        "issued in the future"])
 def test_a_token_with_wrong_claims_is_a_401(client, app_check, keys, standin, changes):
     response = create(client, token(keys["key-1"], **changes))
 
@@ -279,7 +281,7 @@ def test_a_jwks_that_hangs_is_given_up_after_the_fetch_timeout(client, app_check
 
 
 def test_the_log_line_names_the_reason_and_never_the_token(client, app_check, keys, log_lines):
-    expired = token(keys["key-1"], exp=int(time.time()) - 10)
+    expired = token(keys["key-1"], exp=int(time.time()) - appcheck.LEEWAY_SECONDS - 10)
     log_lines()
 
     create(client, expired)
