@@ -10,9 +10,12 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import jwt
 import pytest
@@ -21,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from common import appcheck
 
+ROOT = Path(__file__).resolve().parent.parent
 CREATE = "/api/checkout/embedded-session"
 STATUS = "/api/checkout/session-status"
 PROJECT_NUMBER = "123456789012"
@@ -331,3 +335,11 @@ def test_the_same_idempotency_key_from_two_apps_gets_two_sessions(client, app_ch
     assert first.json() != second.json()
     assert again.json() == first.json()
     assert len(standin.sessions) == 2
+
+
+def test_pyjwt_is_imported_only_when_app_check_is_on():
+    """PyJWT and cryptography cost ~22 ms of cold start; an instance that does not verify tokens skips them."""
+    code = "import sys, main, checkout.create, checkout.status; print('jwt' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    assert run.stdout.strip() == "False", run.stderr[-2000:]
