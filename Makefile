@@ -1,7 +1,7 @@
 # The two commands README starts with:
 #   make run    the whole payment flow locally (Stripe stand-in unless STRIPE_SECRET_KEY is set)
-#   make test   every test, with the Firestore emulator and a real browser where present
-# Both set themselves up: a virtual environment in .venv and Node packages in node_modules.
+#   make test   every test, with Google's Firestore emulator and a real browser where present
+# Both set themselves up: a virtual environment in .venv.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,15 +9,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test bench setup clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
-
-node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 run: setup
@@ -30,4 +26,4 @@ bench: setup
 	$(PY) -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache
+	rm -rf $(VENV) .local .pytest_cache

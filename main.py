@@ -8,8 +8,8 @@ JSON errors and the log line around it. What requests share (settings,
 Stripe client, store, limiter) lives in one context per process.
 """
 
+import common.coldstart  # noqa: F401 - first, before anything imports stripe: see its docstring
 import functions_framework.aio
-
 from checkout import create, status
 from common.context import Context
 from common.http import HttpError, endpoint

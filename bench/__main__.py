@@ -27,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench import coldstart, load, procs, report, services
+from bench import coldstart, load, procs, report, runtime, services
 from bench.standin import Standin
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -44,19 +44,28 @@ def parse_args(argv):
     parser.add_argument("--handshake-ms", type=float, default=60.0,
                         help="extra cold-start table: each new connection to Stripe costs this long, as a TCP and "
                              "TLS handshake to api.stripe.com does (0: leave the table out; quick: left out)")
-    parser.add_argument("--threads", default="64",
-                        help="THREADS for functions-framework's gunicorn; 'default' leaves it unset (4 × CPUs)")
+    parser.add_argument("--repeat", type=int,
+                        help="load runs per endpoint, level and server, interleaved; medians and spread are "
+                             "reported (default 3, quick 1)")
+    parser.add_argument("--threads", default="default",
+                        help="THREADS for functions-framework's gunicorn, for a --project served with threads "
+                             "('default' leaves it unset)")
     parser.add_argument("--workers", default="1", help="WORKERS for functions-framework's gunicorn")
     parser.add_argument("--server-cores", type=int, default=1,
                         help="cores each server under test is pinned to, like --cpu on Cloud Run (0: no pinning)")
     parser.add_argument("--project", type=Path, default=procs.ROOT, help="checkout whose main.py is served")
     parser.add_argument("--rate-limit-storage", default="memory://",
                         help="RATE_LIMIT_STORAGE_URI of the servers under test, e.g. firestore:// (the emulator)")
+    parser.add_argument("--runtime", choices=("deployed", "dev"),
+                        help="serve from a virtual environment of requirements.txt alone, as deployed "
+                             "(default), or from this development one (default with --quick: no setup)")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: cold,handshake,load,webhook,express")
     parser.add_argument("--out", type=Path, help="where to write the table (default bench/results.md; "
                                                  "--quick writes nothing unless given)")
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 9)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.runtime = args.runtime or ("dev" if args.quick else "deployed")
     args.duration = args.duration or (1.0 if args.quick else 10.0)
     args.levels = [int(n) for n in (args.connections or ("1,16" if args.quick else "1,16,64")).split(",")]
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
@@ -88,7 +97,7 @@ def start_firestore(notes: list[str]):
         from devtools.firestore_emulator import start_firestore_emulator
 
         return start_firestore_emulator()
-    except Exception as error:  # no Node, or its packages are not installed
+    except Exception as error:  # no emulator, Java or gcloud, or it failed to start
         notes.append(f"Firestore emulator not started ({error.__class__.__name__}: {str(error)[:120]}): "
                      "status and webhook cold starts and the webhook load are left out.")
         return None
@@ -106,9 +115,13 @@ def main(argv=None) -> int:
         load_latency_ms=args.latency * 1000,
         machine=machine(),
         settings={
-            "Served": "this checkout's main.py" if args.project == procs.ROOT else f"main.py of {args.project.name}/",
-            "Serving": f"functions-framework (gunicorn gthread), THREADS={threads or 'unset (4 × CPUs)'}, "
-                       f"WORKERS={args.workers}",
+            "Served": ("this checkout's main.py" if args.project == procs.ROOT else f"main.py of {args.project.name}/")
+                      + (", on requirements.txt alone (bench/runtime.py)" if args.runtime == "deployed"
+                         else ", on the development environment"),
+            "Serving": f"functions-framework as deployed (its ASGI server for this checkout), WORKERS={args.workers}"
+                       + (f", THREADS={threads}" if threads else ""),
+            "Load runs": f"{args.repeat} per endpoint, level and server, interleaved; medians, with the spread "
+                         "(lowest–highest) of CPU per request",
             "Cores": (f"each server under test pinned to core {_cores(server_cpus)} (an instance with "
                       f"--cpu={len(server_cpus)}); stand-in, emulator and wrk on core {_cores(harness_cpus)}"
                       if server_cpus else "not pinned: servers, stand-in and wrk share every core"),
@@ -129,7 +142,8 @@ def main(argv=None) -> int:
     ctx = services.Context(project=args.project, scratch=scratch, standin=standin, threads=threads,
                            workers=args.workers, firestore=emulator.host_port if emulator else None,
                            firestore_project=f"bench-{uuid.uuid4().hex[:8]}", server_cpus=server_cpus,
-                           rate_limit_storage=args.rate_limit_storage)
+                           rate_limit_storage=args.rate_limit_storage,
+                           python=runtime.python(log) if args.runtime == "deployed" else None)
     express_problem = "skipped (--skip express)" if "express" in args.skip else services.express_ready()
     if express_problem:
         results.notes.append(f"Express example left out: {express_problem}.")
@@ -249,13 +263,18 @@ def checkout_load(ctx, args, results, with_express: bool, log) -> None:
                     load.run(_url(process, svc, endpoint, session), max(args.levels), min(2.0, args.duration),
                              script)
                 for level in args.levels:
-                    for name, process, svc in contenders:
-                        result = load.run(_url(process, svc, endpoint, session), level, args.duration, script)
-                        results.load.append(report.LoadRow(endpoint, name, level, result))
-                        log(f"  {endpoint} {name} c{level}: {result.requests_per_second:.0f} req/s, "
-                            f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, errors {result.errors}")
-                    ctx.standin.reset(args.latency)  # keep the stand-in's memory flat
-                    session = ctx.standin.create_session()
+                    rows = {name: report.LoadRow(endpoint, name, level) for name, _, _ in contenders}
+                    for _ in range(args.repeat):
+                        for name, process, svc in contenders:
+                            result = load.measured(process, _url(process, svc, endpoint, session), level,
+                                                   args.duration, script)
+                            rows[name].results.append(result)
+                            log(f"  {endpoint} {name} c{level}: {result.requests_per_second:.0f} req/s, "
+                                f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, "
+                                f"CPU {result.cpu_ms_per_request:.3f} ms/request, errors {result.errors}")
+                        ctx.standin.reset(args.latency)  # keep the stand-in's memory flat
+                        session = ctx.standin.create_session()
+                    results.load.extend(rows.values())
                 if endpoint == "status":
                     settled_status(ctx, args, results, server, service, log)
                 results.memory.append((service.name, *server.peak_rss_mib()))
@@ -284,10 +303,11 @@ def settled_status(ctx, args, results, server, service, log) -> None:
         raise RuntimeError(f"status of a completed session answered {status}: {body[:200]!r}")
     before = ctx.standin.request_count()
     level = max(args.levels)
-    result = load.run(_url(server, service, "status", session), level, args.duration, "get.lua")
+    result = load.measured(server, _url(server, service, "status", session), level, args.duration, "get.lua")
     calls = ctx.standin.request_count() - before
     results.settled = {"connections": level, "result": result, "stripe_calls": calls}
-    log(f"  settled status c{level}: {result.requests_per_second:.0f} req/s, Stripe calls during load: {calls}")
+    log(f"  settled status c{level}: {result.requests_per_second:.0f} req/s, "
+        f"CPU {result.cpu_ms_per_request:.3f} ms/request, Stripe calls during load: {calls}")
 
 
 def api_memory(ctx, args, results, service) -> None:
@@ -327,8 +347,8 @@ def webhook_load(ctx, args, results, log) -> None:
         ctx.extra_env = {}
         try:
             procs.wait_until_listening(server)
-            result = load.run(server.url + "/", level, args.duration, "webhook.lua", env=env, threads=2)
-            results.webhook.append(report.LoadRow("webhook", name, level, result))
+            result = load.measured(server, server.url + "/", level, args.duration, "webhook.lua", env=env, threads=2)
+            results.webhook.append(report.LoadRow("webhook", name, level, [result]))
             log(f"  webhook {name} c{level}: {result.requests_per_second:.0f} deliveries/s {result.counters}")
             if service.name == "stripe_webhook":
                 results.memory.append((service.name, *server.peak_rss_mib()))

@@ -27,10 +27,25 @@ class Result:
     requests: int
     errors: int  # non-2xx answers plus socket errors
     counters: dict = field(default_factory=dict)  # what a Lua script's done() printed
+    cpu_ms_per_request: float = float("nan")  # the server's CPU time over the run / requests completed
 
 
 def available() -> bool:
     return shutil.which("wrk") is not None
+
+
+def measured(server, url: str, connections: int, seconds: float, script: str, **options) -> Result:
+    """`run` against `server` (a bench.procs.Process), with the CPU its process tree spent per request.
+
+    The CPU counters tick at 100 Hz, so a run must serve a few hundred
+    requests for the figure to mean much; every run here serves thousands.
+    """
+    before = server.cpu_seconds()
+    result = run(url, connections, seconds, script, **options)
+    spent = server.cpu_seconds() - before
+    if result.requests:
+        result.cpu_ms_per_request = spent * 1000 / result.requests
+    return result
 
 
 def run(url: str, connections: int, seconds: float, script: str, env: dict | None = None,

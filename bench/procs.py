@@ -40,10 +40,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def functions_framework(target: str, source: Path, port: int) -> list[str]:
-    """The command Cloud Functions runs, from this virtual environment."""
-    script = Path(sys.executable).with_name("functions-framework")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "functions_framework"]
+def functions_framework(target: str, source: Path, port: int, python: Path | None = None) -> list[str]:
+    """The command Cloud Run functions runs, from `python`'s virtual environment (default: this one)."""
+    script = Path(python or sys.executable).with_name("functions-framework")
+    command = [str(script)] if script.exists() else [str(python or sys.executable), "-m", "functions_framework"]
     return command + [f"--target={target}", f"--source={source}", "--host=127.0.0.1", f"--port={port}"]
 
 
@@ -92,6 +92,10 @@ class Process:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time used so far by the server's whole process tree."""
+        return sum(_cpu_seconds(pid) for pid in _tree(self.process.pid))
+
     def peak_rss_mib(self) -> tuple[float, float]:
         """(largest single process, sum over the tree) of peak RSS (VmHWM), in MiB.
 
@@ -116,6 +120,17 @@ def _tree(pid: int) -> list[int]:
         for child in children:
             pids.extend(_tree(int(child)))
     return pids
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
 def _vm_hwm_kib(pid: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 
 from bench.coldstart import Case
@@ -11,10 +12,23 @@ from bench.load import Result
 
 @dataclass
 class LoadRow:
+    """One endpoint, server and connection level, measured `len(results)` times."""
+
     endpoint: str
     server: str
     connections: int
-    result: Result
+    results: list[Result] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(r, attribute) for r in self.results)
+
+    def spread(self, attribute: str) -> tuple[float, float]:
+        values = [getattr(r, attribute) for r in self.results]
+        return min(values), max(values)
+
+    @property
+    def result(self) -> Result:
+        return self.results[0]
 
 
 @dataclass
@@ -56,13 +70,16 @@ def markdown(results: Results) -> str:
         out += [
             f"## Throughput and latency with {results.load_latency_ms:.0f} ms Stripe latency (wrk, closed loop)",
             "",
-            "| Endpoint | Server | Connections | Requests/s | p50 | p99 | Errors |",
-            "|---|---|---:|---:|---:|---:|---:|",
+            "| Endpoint | Server | Connections | Requests/s | p50 | p99 | CPU per request (spread) | Errors |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for row in results.load:
-            r = row.result
-            out.append(f"| {row.endpoint} | {row.server} | {row.connections} | {r.requests_per_second:.0f} "
-                       f"| {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {r.errors} |")
+            low, high = row.spread("cpu_ms_per_request")
+            spread = f" ({low:.2f}–{high:.2f})" if len(row.results) > 1 else ""
+            out.append(f"| {row.endpoint} | {row.server} | {row.connections} | {row.median('requests_per_second'):.0f} "
+                       f"| {_ms(row.median('p50_ms'))} | {_ms(row.median('p99_ms'))} "
+                       f"| {row.median('cpu_ms_per_request'):.2f} ms{spread} "
+                       f"| {sum(r.errors for r in row.results)} |")
         out.append("")
 
     if results.settled:
@@ -70,10 +87,10 @@ def markdown(results: Results) -> str:
         out += [
             "## Status of a settled session (answered from the payment store)",
             "",
-            "| Connections | Requests/s | p50 | p99 | Errors | Stripe calls during the load |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "| Connections | Requests/s | p50 | p99 | CPU per request | Errors | Stripe calls during the load |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
             f"| {results.settled['connections']} | {r.requests_per_second:.0f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} "
-            f"| {r.errors} | {results.settled['stripe_calls']} |",
+            f"| {r.cpu_ms_per_request:.2f} ms | {r.errors} | {results.settled['stripe_calls']} |",
             "",
         ]
 
@@ -81,14 +98,14 @@ def markdown(results: Results) -> str:
         out += [
             "## Webhook deliveries into the Firestore emulator (every event delivered at least twice)",
             "",
-            "| Server | Connections | Deliveries/s | New events | Duplicates | Failed | p50 | p99 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| Server | Connections | Deliveries/s | New events | Duplicates | Failed | p50 | p99 | CPU per delivery |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in results.webhook:
             r, c = row.result, row.result.counters
             out.append(f"| {row.server} | {row.connections} | {r.requests_per_second:.0f} | {c.get('new_events', '?')} "
                        f"| {c.get('duplicates', '?')} | {c.get('failures', r.errors)} | {_ms(r.p50_ms)} "
-                       f"| {_ms(r.p99_ms)} |")
+                       f"| {_ms(r.p99_ms)} | {r.cpu_ms_per_request:.2f} ms |")
         out.append("")
 
     if results.memory:

@@ -2,8 +2,8 @@
 
 A `Service` knows how to start one server and what its first successful
 request is. The Python ones are started exactly as Cloud Functions starts
-them (`functions-framework --target=…`), with the serving settings under
-test (THREADS, WORKERS) and a complete local configuration.
+them (`functions-framework --target=…`), on the runtime environment
+(bench/runtime.py), with a complete local configuration.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class Context:
     open_session: str = ""
     server_cpus: set[int] | None = None  # cores the servers under test are pinned to
     stripe_base: str | None = None  # where servers reach "Stripe", if not the stand-in itself
+    python: Path | None = None  # the interpreter servers run on (bench/runtime.py); None: this one
     extra_env: dict = field(default_factory=dict)
     rate_limit_storage: str = "memory://"  # RATE_LIMIT_STORAGE_URI of the servers under test
 
@@ -96,7 +97,7 @@ class Service:
         if self.kind == "node":
             env = ctx.env(PORT=str(port))
             return procs.Process(name, ["node", "server.js"], env, EXPRESS, ctx.scratch, port, ctx.server_cpus)
-        command = procs.functions_framework(self.target, self.source, port)
+        command = procs.functions_framework(self.target, self.source, port, ctx.python)
         return procs.Process(name, command, ctx.env(self.store), self.source.parent, ctx.scratch, port,
                              ctx.server_cpus)
 

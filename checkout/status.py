@@ -2,9 +2,11 @@
 
 verify App Check (when on for status) → count the client against its rate →
 parse the id → check it is a Checkout Session id of our key's mode → answer
-from the payment store if the session is already settled there → otherwise
-ask Stripe, record a completed or expired session (fulfilment from the
-return page, in case the webhook is late) → answer status and payment_status.
+from the payment store if the payment is settled there (paid, failed,
+expired or refunded) → otherwise ask Stripe, record a completed or expired
+session (fulfilment from the return page, in case the webhook is late) →
+answer status and payment_status (Stripe's words) and the outcome the page
+shows (payments.state.OUTCOMES).
 
 The id is checked before any call, so nothing a client sends can steer the
 request to another Stripe path.
@@ -16,7 +18,7 @@ from common import logs
 from common.errors import InvalidRequest
 from common.http import client_ip, note
 from common.stripe_rules import CHECKOUT_SESSION_ID
-from payments import state
+from payments import events, state
 from payments.store import StoreUnavailable
 
 
@@ -33,12 +35,15 @@ async def session_status(request, context) -> tuple[dict, int]:
 
     record = await recorded_payment(request, context, session_id)
     if state.is_terminal(record):
-        return answer(record), 200
+        note(request, outcome=record["outcome"], answered_from="store")
+        return answer(record, record["outcome"]), 200
 
     session = await stripe.retrieve_checkout_session(session_id)
     if session["status"] in ("complete", "expired"):
-        await fulfil(request, context, session)
-    return answer(session), 200
+        record = await fulfil(request, context, session)
+    outcome = record["outcome"] if record else state.session_outcome(session)
+    note(request, outcome=outcome, answered_from="stripe")
+    return answer(session, outcome), 200
 
 
 def parse_session_id(value: str | None, key_mode: str) -> str:
@@ -52,8 +57,8 @@ def parse_session_id(value: str | None, key_mode: str) -> str:
     return value
 
 
-def answer(session: dict) -> dict:
-    return {"status": session["status"], "payment_status": session["payment_status"]}
+def answer(session: dict, outcome: str) -> dict:
+    return {"status": session["status"], "payment_status": session["payment_status"], "outcome": outcome}
 
 
 async def recorded_payment(request, context, session_id: str) -> dict | None:
@@ -65,18 +70,22 @@ async def recorded_payment(request, context, session_id: str) -> dict | None:
         return None
 
 
-async def fulfil(request, context, session: dict) -> None:
+async def fulfil(request, context, session: dict) -> dict | None:
     """Record a settled session, the same idempotent way the webhook does.
 
     Stripe advises fulfilling from the return page as well as the webhook, so
     a payment is on record even if the webhook is late or misconfigured. If
     the store is down the buyer still gets an answer; Stripe keeps retrying
     the webhook, which records the payment once the store is back.
+    Returns the record, which also knows refunds the session cannot show.
     """
     try:
-        await context.store().record_session(session)
+        return await context.store().record_session(events.change_from_session(session))
     except StoreUnavailable as error:
         _store_failed(request, "Could not record the settled session.", error)
+    except InvalidRequest as error:  # Stripe's answer, not the buyer's request: logged, not refused
+        _store_failed(request, "Stripe's session did not pass our checks; not recorded.", error)
+    return None
 
 
 def _store_failed(request, message: str, error: Exception) -> None:

@@ -33,6 +33,7 @@ DEFAULTS = {
     "APP_CHECK_JWKS_URL": "https://firebaseappcheck.googleapis.com/v1/jwks",
     "PAYMENTS_COLLECTION": "payments",
     "EVENTS_COLLECTION": "stripe_events",
+    "PAYMENT_INTENTS_COLLECTION": "payment_intents",
 }
 
 # Every environment variable the service reads. Tools and tests start
@@ -41,7 +42,8 @@ NAMES = (
     "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
     "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "RATE_LIMIT_FAIL_OPEN_CREATE",
     "TRUSTED_PROXY_HOPS", "APP_CHECK_PROJECT_NUMBER", "APP_CHECK_ON_STATUS", "APP_CHECK_JWKS_URL",
-    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "SECRET_MANAGER_ENDPOINT",
+    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "PAYMENT_INTENTS_COLLECTION",
+    "SECRET_MANAGER_ENDPOINT",
     "K_SERVICE", "K_REVISION", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
 )
 
@@ -78,6 +80,7 @@ class Settings:
     payments_store: StoreChoice = StoreChoice("sqlite", DEFAULT_SQLITE_PATH)
     payments_collection: str = DEFAULTS["PAYMENTS_COLLECTION"]
     events_collection: str = DEFAULTS["EVENTS_COLLECTION"]
+    payment_intents_collection: str = DEFAULTS["PAYMENT_INTENTS_COLLECTION"]
     secret_manager_endpoint: str | None = None
     google_cloud_project: str | None = None
     firestore_emulator_host: str | None = None
@@ -133,6 +136,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE")), emulator=emulator),
         payments_collection=_collection("PAYMENTS_COLLECTION", get("PAYMENTS_COLLECTION")),
         events_collection=_collection("EVENTS_COLLECTION", get("EVENTS_COLLECTION")),
+        payment_intents_collection=_collection("PAYMENT_INTENTS_COLLECTION", get("PAYMENT_INTENTS_COLLECTION")),
         secret_manager_endpoint=get("SECRET_MANAGER_ENDPOINT") or None,
         google_cloud_project=get("GOOGLE_CLOUD_PROJECT") or None,
         firestore_emulator_host=emulator,

@@ -46,8 +46,10 @@ class StripeApi:
         return await self._call("post", "/v1/checkout/sessions", {**params, **options})
 
     async def retrieve_checkout_session(self, session_id: str) -> dict:
+        """The session with its PaymentIntent expanded: a failed delayed payment shows only there."""
         return await self._call(
-            "get", f"/v1/checkout/sessions/{quote(session_id, safe='')}", {}, not_found="No such checkout session."
+            "get", f"/v1/checkout/sessions/{quote(session_id, safe='')}", {"expand": ["payment_intent"]},
+            not_found="No such checkout session.",
         )
 
     async def list(self, path: str, params: dict) -> dict:

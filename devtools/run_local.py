@@ -45,6 +45,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from devtools.simulate import STORE_SETTINGS
+from payments.events import HANDLED_EVENTS
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = Path(__file__).resolve().parent / "example"
 DEFAULT_STATE_DIR = ROOT / ".local"
@@ -52,12 +55,6 @@ ENV_FILE_NAME = "dev.env"
 
 API_READY_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 5
-WEBHOOK_EVENTS = (
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "checkout.session.expired",
-)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0", "::1", "::")
 # The stand-in's admin endpoints are unauthenticated: they never listen beyond this machine.
 STANDIN_HOST = "127.0.0.1"
@@ -434,7 +431,6 @@ class LocalStack:
             ) from error
 
     def _start_firestore(self) -> None:
-        # The launcher lives with the test support code; the same emulator serves both.
         from devtools.firestore_emulator import EmulatorError, start_firestore_emulator
 
         try:
@@ -491,7 +487,7 @@ class LocalStack:
             return
         key = self.api_env["STRIPE_SECRET_KEY"].strip()
         self.listen_process = start_process(
-            [cli, "listen", "--api-key", key, "--forward-to", self.webhook_url, "--events", ",".join(WEBHOOK_EVENTS)],
+            [cli, "listen", "--api-key", key, "--forward-to", self.webhook_url, "--events", ",".join(HANDLED_EVENTS)],
             self.env, "Stripe CLI",
         )
         self.notes.append(f"`stripe listen` forwards test-mode events to {self.webhook_url}.")
@@ -529,8 +525,7 @@ class LocalStack:
             "STRIPE_SECRET_KEY": self.api_env["STRIPE_SECRET_KEY"],
             "STRIPE_WEBHOOK_SECRET": self.api_env["STRIPE_WEBHOOK_SECRET"],
         }
-        for name in ("PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "FIRESTORE_EMULATOR_HOST",
-                     "GOOGLE_CLOUD_PROJECT"):
+        for name in STORE_SETTINGS:
             if self.api_env.get(name):
                 values[name] = self.api_env[name]
         lines = ["# Written by `python -m devtools.run_local` for `python -m devtools.simulate`.",
@@ -622,7 +617,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--page-port", type=int, default=5173, help="example page port (default 5173)")
     parser.add_argument("--stripe-port", type=int, default=12111, help="Stripe stand-in port (default 12111)")
     parser.add_argument("--firestore", action="store_true",
-                        help="store payments in a local Firestore emulator instead of SQLite (needs Node)")
+                        help="store payments in Google's Firestore emulator instead of SQLite (needs gcloud's "
+                             "cloud-firestore-emulator component and Java)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help="where the SQLite store and dev.env live (default .local/)")
     return parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Play Stripe's part in a local run: pay, fail or expire a checkout, and deliver the webhooks.
+"""Play Stripe's part in a local run: pay, fail, expire, refund or dispute, and deliver the webhooks.
 
 The offline counterpart of `stripe trigger` and `stripe listen`, for the
 stack `make run` starts without a Stripe key. Each command changes the
@@ -13,8 +13,11 @@ payment store recorded and what the status endpoint (the page's view) says.
     python -m devtools.simulate pay --async-succeed [SESSION_ID|latest]  complete unpaid, then paid later
     python -m devtools.simulate pay --async-fail [SESSION_ID|latest]     complete unpaid, then the payment fails
     python -m devtools.simulate expire [SESSION_ID|latest]
+    python -m devtools.simulate refund [--amount CENTS] SESSION_ID       refund all, or part, of a payment
+    python -m devtools.simulate dispute [--lose|--win] SESSION_ID        open a chargeback, and close it
     python -m devtools.simulate replay EVENT_ID                          deliver an event again
     python -m devtools.simulate latest                                   print the newest open session
+    python -m devtools.simulate events                                   the event types the webhook handles
 
 The settings (stand-in URL, key, webhook URL and secret, payment store)
 come from `.local/dev.env`, which `run_local` writes while it runs; flags
@@ -22,8 +25,8 @@ override them. With a real Stripe test key use the Stripe CLI instead:
 `stripe listen --forward-to localhost:8080/webhook` and
 `stripe trigger checkout.session.completed`.
 
-The commands are also functions (`pay`, `expire`, `replay`,
-`latest_open_session`) returning a `Report`, for tests.
+The commands are also functions (`pay`, `expire`, `refund`, `dispute`,
+`replay`, `latest_open_session`) returning a `Report`, for tests.
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ DELIVERY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 # Settings the payment store reads, handed over from run_local through dev.env.
-STORE_SETTINGS = ("PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "FIRESTORE_EMULATOR_HOST",
-                  "GOOGLE_CLOUD_PROJECT")
+STORE_SETTINGS = ("PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "PAYMENT_INTENTS_COLLECTION",
+                  "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")
 STRIPE_CLI_HINT = (
     "With a real Stripe test key, use the Stripe CLI instead: "
     "`stripe listen --forward-to localhost:8080/webhook` and `stripe trigger checkout.session.completed`."
@@ -235,18 +238,20 @@ def _environment(values: dict):
 
 def read_back(config: Config, report: Report) -> Report:
     """What the store holds for the session, and what the status endpoint tells the page."""
-    from common.context import Context
+    from common import settings
     from common.errors import SettingError
+    from payments.stores import open_store
 
-    async def recorded(context: Context):
+    async def recorded():
+        store = open_store(settings.from_env(config.store_env))
         try:
-            return await context.store().get_payment(report.session_id)
+            return await store.get_payment(report.session_id)
         finally:
-            await context.close()
+            await store.close()
 
     try:
         with _environment(config.store_env):
-            report.recorded = asyncio.run(recorded(Context(config.store_env)))
+            report.recorded = asyncio.run(recorded())
     except SettingError as error:
         report.store_problem = f"{error.name} {error.problem}"
     except Exception as error:  # any store trouble is worth a line, not a traceback
@@ -266,9 +271,10 @@ def read_back(config: Config, report: Report) -> Report:
 
 
 def _act_and_deliver(config: Config, session_id: str, action: str, steps: list[tuple[str, dict]]) -> Report:
+    """Each step is an admin path under /_standin/ (sessions/ID/… or payments/ID/…) and its payload."""
     report = Report(session_id=session_id, action=action)
     for path, payload in steps:
-        result = _standin(config, "POST", f"/_standin/sessions/{session_id}/{path}", payload)
+        result = _standin(config, "POST", f"/_standin/{path}", payload)
         for event in result["events"]:
             report.deliveries.append(deliver(config, event))
     return read_back(config, report)
@@ -281,27 +287,47 @@ def _act_and_deliver(config: Config, session_id: str, action: str, steps: list[t
 def pay(config: Config, session_id: str | None = None, outcome: str = "paid") -> Report:
     """Complete a session: paid at once, or unpaid and then `async-succeed` / `async-fail`."""
     session_id = resolve_session(config, session_id)
+    at = f"sessions/{session_id}"
     if outcome == "paid":
-        return _act_and_deliver(config, session_id, "completed and paid", [("complete", {"payment_status": "paid"})])
+        return _act_and_deliver(config, session_id, "completed and paid",
+                                [(f"{at}/complete", {"payment_status": "paid"})])
     if outcome not in ("async-succeed", "async-fail"):
         raise ValueError("outcome must be paid, async-succeed or async-fail")
     succeeded = outcome == "async-succeed"
     return _act_and_deliver(
         config, session_id,
         "completed unpaid, then the delayed payment " + ("succeeded" if succeeded else "failed"),
-        [("complete", {"payment_status": "unpaid"}), ("async_payment", {"succeeded": succeeded})],
+        [(f"{at}/complete", {"payment_status": "unpaid"}), (f"{at}/async_payment", {"succeeded": succeeded})],
     )
 
 
 def expire(config: Config, session_id: str | None = None) -> Report:
     session_id = resolve_session(config, session_id)
-    return _act_and_deliver(config, session_id, "expired", [("expire", {})])
+    return _act_and_deliver(config, session_id, "expired", [(f"sessions/{session_id}/expire", {})])
+
+
+def refund(config: Config, session_id: str, amount: int | None = None) -> Report:
+    """Refund a paid session's payment: all that remains, or `amount` cents (charge.refunded follows)."""
+    what = "fully refunded" if amount is None else f"refunded {amount} cents"
+    payload = {} if amount is None else {"amount": amount}
+    return _act_and_deliver(config, session_id, what, [(f"payments/{session_id}/refund", payload)])
+
+
+def dispute(config: Config, session_id: str, close: str | None = None) -> Report:
+    """Open a chargeback on a paid session's payment; `close` = "won" or "lost" closes it too."""
+    steps = [(f"payments/{session_id}/dispute", {})]
+    if close is not None:
+        steps.append((f"payments/{session_id}/close_dispute", {"won": close == "won"}))
+    return _act_and_deliver(config, session_id, "disputed" + (f", and the dispute {close}" if close else ""), steps)
 
 
 def replay(config: Config, event_id: str) -> Report:
     """Deliver an already-sent event again, as Stripe's retries do: the webhook should call it a duplicate."""
     event = _standin(config, "GET", f"/_standin/events/{event_id}")
-    report = Report(session_id=event["data"]["object"]["id"], action=f"replayed {event_id}")
+    obj = event["data"]["object"]
+    session_id = obj["id"] if obj.get("object") == "checkout.session" else (
+        _standin(config, "GET", f"/_standin/payments/{obj['id']}")["session"])
+    report = Report(session_id=session_id, action=f"replayed {event_id}")
     report.deliveries.append(deliver(config, event))
     return read_back(config, report)
 
@@ -320,9 +346,13 @@ def format_report(report: Report, config: Config) -> str:
         amount = record.get("amount_total")
         money = f"{amount / 100:.2f} {str(record.get('currency') or '').upper()}" if isinstance(amount, int) else "?"
         lines.append(
-            f"  recorded: status={record.get('status')} payment_status={record.get('payment_status')} "
-            f"amount={money} email={record.get('customer_email')} last_event={record.get('last_event_id')}"
+            f"  recorded: outcome={record.get('outcome')} status={record.get('status')} "
+            f"payment_status={record.get('payment_status')} amount={money} "
+            f"refunded={record.get('amount_refunded')} email={record.get('customer_email')} "
+            f"last_event={record.get('last_event_id')}"
         )
+        if record.get("dispute"):
+            lines.append(f"  dispute: {json.dumps(record['dispute'])}")
     elif report.store_problem:
         lines.append(f"  recorded: (could not read the payment store: {report.store_problem})")
     else:
@@ -360,14 +390,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     pay_parser.add_argument("session_id", nargs="?", default="latest", help="cs_test_… or latest (default)")
     expire_parser = commands.add_parser("expire", parents=[common], help="expire an open session")
     expire_parser.add_argument("session_id", nargs="?", default="latest", help="cs_test_… or latest (default)")
+    refund_parser = commands.add_parser("refund", parents=[common], help="refund a paid session's payment")
+    refund_parser.add_argument("--amount", type=int, help="cents to refund (default: all that remains)")
+    refund_parser.add_argument("session_id", help="cs_test_… of a paid session")
+    dispute_parser = commands.add_parser("dispute", parents=[common], help="open a chargeback on a paid session")
+    closing = dispute_parser.add_mutually_exclusive_group()
+    closing.add_argument("--lose", dest="close", action="store_const", const="lost", help="then close it lost")
+    closing.add_argument("--win", dest="close", action="store_const", const="won", help="then close it won")
+    dispute_parser.add_argument("session_id", help="cs_test_… of a paid session")
     replay_parser = commands.add_parser("replay", parents=[common], help="deliver an event again")
     replay_parser.add_argument("event_id", help="evt_… as printed by an earlier command")
     commands.add_parser("latest", parents=[common], help="print the newest open session id")
+    commands.add_parser("events", help="print the event types the webhook handles, comma-separated "
+                                       "(for stripe listen --events and the endpoint's registration)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "events":
+        from payments.events import HANDLED_EVENTS
+
+        print(",".join(HANDLED_EVENTS))
+        return 0
     try:
         config = load_config(args.env_file, stripe_url=args.stripe_url, webhook_url=args.webhook_url,
                              webhook_secret=args.webhook_secret, api_url=args.api_url)
@@ -378,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
             report = pay(config, args.session_id, args.outcome)
         elif args.command == "expire":
             report = expire(config, args.session_id)
+        elif args.command == "refund":
+            report = refund(config, args.session_id, args.amount)
+        elif args.command == "dispute":
+            report = dispute(config, args.session_id, args.close)
         else:
             report = replay(config, args.event_id)
     except SimulationError as error:

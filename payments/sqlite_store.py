@@ -38,13 +38,18 @@ SCHEMA = (
         session_id TEXT PRIMARY KEY,
         record     TEXT NOT NULL  -- the payment record as a JSON object
     )""",
+    """CREATE TABLE IF NOT EXISTS payment_intents (
+        payment_intent TEXT PRIMARY KEY,
+        record         TEXT NOT NULL  -- refunds, disputes and the session_id, as a JSON object
+    )""",
     """CREATE TABLE IF NOT EXISTS stripe_events (
-        event_id    TEXT PRIMARY KEY,
-        type        TEXT NOT NULL,
-        session_id  TEXT NOT NULL,
-        created     INTEGER NOT NULL,  -- Stripe's event time, Unix seconds
-        received_at TEXT NOT NULL,     -- when we stored it, ISO-8601 UTC
-        expires_at  TEXT NOT NULL      -- when it may be deleted, ISO-8601 UTC
+        event_id       TEXT PRIMARY KEY,
+        type           TEXT NOT NULL,
+        session_id     TEXT,              -- null for a charge event whose session is not known yet
+        payment_intent TEXT,
+        created        INTEGER NOT NULL,  -- Stripe's event time, Unix seconds
+        received_at    TEXT NOT NULL,     -- when we stored it, ISO-8601 UTC
+        expires_at     TEXT NOT NULL      -- when it may be deleted, ISO-8601 UTC
     )""",
 )
 
@@ -66,14 +71,15 @@ class SqliteStore:
             for statement in SCHEMA:
                 db.execute(statement)
             columns = {row[1] for row in db.execute("PRAGMA table_info(stripe_events)")}
-            if "expires_at" not in columns:  # a file written before events expired
-                db.execute("ALTER TABLE stripe_events ADD COLUMN expires_at TEXT NOT NULL DEFAULT ''")
+            for column in ("payment_intent", "expires_at"):  # a file written by an earlier version
+                if column not in columns:
+                    db.execute(f"ALTER TABLE stripe_events ADD COLUMN {column} TEXT")
 
-    async def record_event(self, event: dict) -> bool:
-        return await asyncio.to_thread(self._record_event, event)
+    async def record_event(self, event: dict, change: state.Change) -> bool:
+        return await asyncio.to_thread(self._record_event, event, change)
 
-    async def record_session(self, session: dict) -> dict:
-        return await asyncio.to_thread(self._record_session, session)
+    async def record_session(self, change: state.SessionChange) -> dict:
+        return await asyncio.to_thread(self._record_session, change)
 
     async def get_payment(self, session_id: str) -> dict | None:
         return await asyncio.to_thread(self._get_payment, session_id)
@@ -81,35 +87,43 @@ class SqliteStore:
     async def close(self) -> None:
         pass  # each thread's connection closes with its thread
 
-    def _record_event(self, event: dict) -> bool:
-        change = state.change_from_event(event)
+    def _record_event(self, event: dict, change: state.Change) -> bool:
         with self._transaction() as db:
-            seen = db.execute("SELECT 1 FROM stripe_events WHERE event_id = ?", (event["id"],)).fetchone()
-            if seen:
+            if db.execute("SELECT 1 FROM stripe_events WHERE event_id = ?", (change.event_id,)).fetchone():
                 return False
+            if isinstance(change, state.ChargeChange):
+                intent = self._read(db, "payment_intents", change.payment_intent)
+                session_id = intent.get("session_id") if intent else None
+                payment = self._read(db, "payments", session_id) if session_id else None
+            else:
+                payment = self._read(db, "payments", change.session_id)
+                known = change.payment_intent or (payment or {}).get("payment_intent")
+                intent = self._read(db, "payment_intents", known) if known else None
             now = _now()
-            self._write(db, state.apply(self._read(db, change.session_id), change, now.isoformat(timespec="microseconds")))
+            new_payment, new_intent = state.record_change(payment, intent, change, _iso(now))
+            self._write(db, new_payment, new_intent)
             db.execute(
-                "INSERT INTO stripe_events (event_id, type, session_id, created, received_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (event["id"], event["type"], change.session_id, event["created"],
-                 now.isoformat(timespec="microseconds"), (now + EVENT_RETENTION).isoformat(timespec="microseconds")),
+                "INSERT INTO stripe_events (event_id, type, session_id, payment_intent, created, received_at,"
+                " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (change.event_id, change.event_type, new_payment["session_id"] if new_payment else None,
+                 new_intent["payment_intent"] if new_intent else getattr(change, "payment_intent", None),
+                 change.created, _iso(now), _iso(now + EVENT_RETENTION)),
             )
         return True
 
-    def _record_session(self, session: dict) -> dict:
-        change = state.change_from_session(session)
+    def _record_session(self, change: state.SessionChange) -> dict:
         with self._transaction() as db:
-            before = self._read(db, change.session_id)
-            after = state.apply(before, change, _now().isoformat(timespec="microseconds"))
+            before = self._read(db, "payments", change.session_id)
+            intent = self._read(db, "payment_intents", change.payment_intent) if change.payment_intent else None
+            after, new_intent = state.record_change(before, intent, change, _iso(_now()))
             if state.same(before, after):
                 return before
-            self._write(db, after)
+            self._write(db, after, new_intent)
         return after
 
     def _get_payment(self, session_id: str) -> dict | None:
         try:
-            return self._read(self._connection(), session_id)
+            return self._read(self._connection(), "payments", session_id)
         except sqlite3.Error as error:
             raise StoreUnavailable() from error
 
@@ -146,19 +160,31 @@ class SqliteStore:
             raise StoreUnavailable() from error
 
     @staticmethod
-    def _read(db: sqlite3.Connection, session_id: str) -> dict | None:
-        row = db.execute("SELECT record FROM payments WHERE session_id = ?", (session_id,)).fetchone()
+    def _read(db: sqlite3.Connection, table: str, key: str) -> dict | None:
+        column = "session_id" if table == "payments" else "payment_intent"
+        row = db.execute(f"SELECT record FROM {table} WHERE {column} = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     @staticmethod
-    def _write(db: sqlite3.Connection, record: dict) -> None:
-        db.execute(
-            "INSERT INTO payments (session_id, record) VALUES (?, ?)"
-            " ON CONFLICT (session_id) DO UPDATE SET record = excluded.record",
-            (record["session_id"], json.dumps(record, sort_keys=True)),
-        )
+    def _write(db: sqlite3.Connection, payment: dict | None, intent: dict | None) -> None:
+        if payment is not None:
+            db.execute(
+                "INSERT INTO payments (session_id, record) VALUES (?, ?)"
+                " ON CONFLICT (session_id) DO UPDATE SET record = excluded.record",
+                (payment["session_id"], json.dumps(payment, sort_keys=True)),
+            )
+        if intent is not None:
+            db.execute(
+                "INSERT INTO payment_intents (payment_intent, record) VALUES (?, ?)"
+                " ON CONFLICT (payment_intent) DO UPDATE SET record = excluded.record",
+                (intent["payment_intent"], json.dumps(intent, sort_keys=True)),
+            )
 
 
 def _now() -> datetime:
     """The time of a write (what Firestore's server timestamp is there)."""
     return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")

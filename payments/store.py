@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from payments.state import Change, SessionChange
+
 
 class StoreUnavailable(Exception):
     """The store could not be reached or refused the write: nothing was stored."""
@@ -19,11 +21,12 @@ class StoreUnavailable(Exception):
 class PaymentStore(Protocol):
     """Where payment records live.
 
-    - `record_event` stores a verified event and applies it to the session's
-      payment record in one atomic step, exactly once per event id: a
-      repeated delivery, even a concurrent one, changes nothing and returns
-      False. It raises `StoreUnavailable` (within ~10 s) when nothing could
-      be stored, so the webhook never acknowledges an event it lost.
+    - `record_event` stores a verified event and applies its change (see
+      `payments.events`) to the records it touches, in one atomic step,
+      exactly once per event id: a repeated delivery, even a concurrent one,
+      changes nothing and returns False. It raises `StoreUnavailable` (within
+      ~10 s) when nothing could be stored, so the webhook never acknowledges
+      an event it lost.
     - `record_session` applies a Checkout Session read from Stripe, the
       same idempotent way, and returns the resulting record.
     - `get_payment` returns the record for a session id, or None.
@@ -31,9 +34,9 @@ class PaymentStore(Protocol):
 
     description: str
 
-    async def record_event(self, event: dict) -> bool: ...
+    async def record_event(self, event: dict, change: Change) -> bool: ...
 
-    async def record_session(self, session: dict) -> dict: ...
+    async def record_session(self, change: SessionChange) -> dict: ...
 
     async def get_payment(self, session_id: str) -> dict | None: ...
 

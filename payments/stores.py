@@ -18,6 +18,7 @@ def open_store(settings: Settings) -> PaymentStore:
         return FirestoreStore(
             settings.payments_collection,
             settings.events_collection,
+            settings.payment_intents_collection,
             project=settings.google_cloud_project,
             emulator_host=settings.firestore_emulator_host,
         )

@@ -30,5 +30,7 @@ def test_a_quick_run_writes_the_table(tmp_path):
     if shutil.which("wrk"):
         assert "| create | Python: create_embedded_session | 16 |" in table
         assert "| status | Python: session_status | 16 |" in table
+        create_row = next(line for line in table.splitlines() if line.startswith("| create | Python: "))
+        assert create_row.split("|")[7].strip().endswith(" ms"), "CPU per request is reported in the quick run too"
     else:
         assert "wrk is not installed" in table

@@ -93,7 +93,12 @@ def state_is(state: str):
 def open_page(driver, url: str) -> None:
     """Load the page and mark the window, so a later check can tell it was never reloaded."""
     driver.get(url)
-    driver.execute_script("window.__loadedOnce = true; crypto.randomUUID = () => 'key-from-the-browser-test';")
+    driver.execute_script(
+        "window.__loadedOnce = true; window.__idempotencyKeys = [];"
+        "crypto.randomUUID = () => {"
+        "  const key = `key-from-the-browser-test-${Date.now()}-${window.__idempotencyKeys.length + 1}`;"
+        "  window.__idempotencyKeys.push(key); return key; };"
+    )
 
 
 def test_page_pays_through_cors_and_shows_paid_without_a_reload(browser, stack):
@@ -111,8 +116,9 @@ def test_page_pays_through_cors_and_shows_paid_without_a_reload(browser, stack):
     wait_for(browser, state_is("paid"), "the page never showed the payment as paid")
 
     assert created["status"] == "open"
-    assert create_request.headers.get("Idempotency-Key") == create.scoped_idempotency_key(
-        "key-from-the-browser-test", "127.0.0.1")
+    page_key = browser.execute_script("return window.__idempotencyKeys.at(-1)")
+    assert page_key.startswith("key-from-the-browser-test-")
+    assert create_request.headers.get("Idempotency-Key") == create.scoped_idempotency_key(page_key, "127.0.0.1")
     assert session_id in browser.find_element("id", "simulate-hint").text
     assert report.ok and report.recorded["payment_status"] == "paid"
     assert browser.execute_script("return window.__loadedOnce === true")
@@ -129,6 +135,54 @@ def test_returning_from_checkout_shows_that_sessions_status(browser, stack):
 
     wait_for(browser, state_is("expired"), "the return page never showed the session as expired")
     assert not browser.find_element("id", "pay-button").is_displayed()
+
+
+def test_a_failed_delayed_payment_shows_failed_and_try_again_starts_a_new_session(browser, stack):
+    open_page(browser, f"http://127.0.0.1:{stack.options.page_port}/")
+    browser.find_element("id", "pay-button").click()
+    wait_for(browser, state_is("open"), "the page never showed the new session as open")
+    first = browser.find_element("id", "session-id").text
+
+    simulate.pay(simulate.load_config(stack.env_file), first, "async-fail")
+    wait_for(browser, state_is("failed"), "the page never showed the payment as failed")
+    retry = browser.find_element("id", "retry-button")
+    assert retry.is_displayed()
+
+    retry.click()
+    wait_for(browser, lambda d: d.find_element("id", "session-id").text not in ("", first),
+             "Try again did not start a new session")
+    wait_for(browser, state_is("open"), "the new session was not shown as open")
+    second = browser.find_element("id", "session-id").text
+    assert stack.standin.session(second)["status"] == "open"
+    assert not browser.find_element("id", "retry-button").is_displayed()
+
+
+def test_a_refund_after_payment_shows_refunded_on_a_reloaded_return_page(browser, stack):
+    response = requests.post(f"http://127.0.0.1:{stack.options.api_port}/api/checkout/embedded-session",
+                             json={}, timeout=10)
+    session_id = response.json()["client_secret"].split("_secret_")[0]
+    config = simulate.load_config(stack.env_file)
+    simulate.pay(config, session_id)
+    return_page = f"http://127.0.0.1:{stack.options.page_port}/hero-me?session_id={session_id}"
+    open_page(browser, return_page)
+    wait_for(browser, state_is("paid"), "the return page never showed the payment as paid")
+
+    report = simulate.refund(config, session_id)
+    browser.get(return_page)
+
+    wait_for(browser, state_is("refunded"), "the reloaded return page never showed the refund")
+    assert report.ok and report.recorded["outcome"] == "refunded"
+
+
+def test_returning_to_a_session_still_open_offers_the_form_again(browser, stack):
+    response = requests.post(f"http://127.0.0.1:{stack.options.api_port}/api/checkout/embedded-session",
+                             json={}, timeout=10)
+    session_id = response.json()["client_secret"].split("_secret_")[0]
+
+    open_page(browser, f"http://127.0.0.1:{stack.options.page_port}/hero-me?session_id={session_id}")
+
+    wait_for(browser, state_is("open"), "the return page never showed the session as open")
+    wait_for(browser, lambda d: d.find_element("id", "retry-button").is_displayed(), "no way to pay again")
 
 
 def test_an_origin_not_in_allowed_origins_is_blocked_by_the_browser(browser, stack):

@@ -24,7 +24,7 @@ def status(test_client, session_id: str, path: str = STATUS_PATH) -> dict:
 def test_a_payment_completed_at_stripe_is_recorded_when_the_buyer_asks(client, payments, standin, session_id):
     standin.complete(session_id)  # and the webhook never arrives
 
-    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
 
     record = payments.record(session_id)
     assert (record["status"], record["payment_status"]) == ("complete", "paid")
@@ -43,8 +43,8 @@ def test_asking_again_about_a_paid_session_makes_no_stripe_call(client, payments
     status(client, session_id)
     calls = standin.request_count
 
-    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
-    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
     assert standin.request_count == calls
 
 
@@ -55,7 +55,7 @@ def test_a_payment_recorded_by_the_webhook_is_answered_without_asking_stripe(
     assert deliver(completed).status_code == 200
     calls = standin.request_count
 
-    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
     assert standin.request_count == calls
 
 
@@ -66,7 +66,7 @@ def test_an_expired_session_recorded_by_the_webhook_is_answered_without_asking_s
     assert deliver(expired).status_code == 200
     calls = standin.request_count
 
-    assert status(client, session_id) == {"status": "expired", "payment_status": "unpaid"}
+    assert status(client, session_id) == {"status": "expired", "payment_status": "unpaid", "outcome": "expired"}
     assert standin.request_count == calls
 
 
@@ -74,7 +74,7 @@ def test_an_expired_session_not_yet_recorded_is_answered_from_stripe(client, pay
     standin.expire(session_id)
     calls = standin.request_count
 
-    assert status(client, session_id) == {"status": "expired", "payment_status": "unpaid"}
+    assert status(client, session_id) == {"status": "expired", "payment_status": "unpaid", "outcome": "expired"}
     assert standin.request_count == calls + 1
 
 
@@ -82,7 +82,7 @@ def test_an_open_session_always_asks_stripe_and_is_not_recorded(client, payments
     for poll in range(1, 4):
         calls = standin.request_count
 
-        assert status(client, session_id) == {"status": "open", "payment_status": "unpaid"}
+        assert status(client, session_id) == {"status": "open", "payment_status": "unpaid", "outcome": "open"}
         assert standin.request_count == calls + 1, f"poll {poll} asked Stripe"
 
     assert payments.record(session_id) is None
@@ -93,20 +93,20 @@ def test_a_delayed_payment_is_recorded_unpaid_and_asked_about_until_it_is_paid(
 ):
     standin.complete(session_id, payment_status="unpaid")
 
-    assert status(client, session_id) == {"status": "complete", "payment_status": "unpaid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "unpaid", "outcome": "processing"}
     record = payments.record(session_id)
     assert (record["status"], record["payment_status"], record["paid_at"]) == ("complete", "unpaid", None)
 
     calls = standin.request_count
-    assert status(client, session_id) == {"status": "complete", "payment_status": "unpaid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "unpaid", "outcome": "processing"}
     assert standin.request_count == calls + 1
 
     standin.async_payment(session_id, succeeded=True)  # its webhook has not arrived yet
-    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
     assert payments.record(session_id)["payment_status"] == "paid"
 
     calls = standin.request_count
-    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
     assert standin.request_count == calls
 
 
@@ -147,6 +147,7 @@ def test_the_deployed_status_function_records_payments_too(function_client, paym
     assert status(function_client("session_status"), session_id, "/") == {
         "status": "complete",
         "payment_status": "paid",
+        "outcome": "paid",
     }
     assert payments.record(session_id)["payment_status"] == "paid"
 
@@ -162,7 +163,7 @@ def test_a_store_outage_still_answers_the_buyer_from_stripe_and_logs_an_error(
     log_lines()
     calls = standin.request_count
 
-    assert status(client, session_id) == {"status": "complete", "payment_status": "paid"}
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
     assert standin.request_count == calls + 1
 
     lines = log_lines()
@@ -177,7 +178,30 @@ def test_status_answers_and_logs_never_carry_secrets(client, payments, standin, 
 
     answers = [client.get(STATUS_PATH, params={"session_id": session_id}) for _ in range(2)]
 
-    assert [set(a.json()) for a in answers] == [{"status", "payment_status"}] * 2
+    assert [set(a.json()) for a in answers] == [{"status", "payment_status", "outcome"}] * 2
     seen = [a.text for a in answers] + [str(line) for line in log_lines()]
     for secret in (client_secret, TEST_KEY):
         assert not [text for text in seen if secret in text]
+
+
+def test_a_failed_delayed_payment_is_failed_from_stripe_before_its_webhook(client, payments, standin, session_id):
+    standin.complete(session_id, payment_status="unpaid")
+    standin.async_payment(session_id, succeeded=False)  # its webhook has not arrived yet
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "unpaid", "outcome": "failed"}
+    assert payments.record(session_id)["outcome"] == "failed"
+
+    calls = standin.request_count
+    assert status(client, session_id)["outcome"] == "failed"
+    assert standin.request_count == calls  # failed is final: answered from the store
+
+
+def test_a_refund_recorded_by_the_webhook_is_answered_without_asking_stripe(
+    client, payments, standin, session_id, deliver
+):
+    for event in standin.complete(session_id, payment_status="paid") + standin.refund_payment(session_id):
+        assert deliver(event).status_code == 200
+    calls = standin.request_count
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "refunded"}
+    assert standin.request_count == calls

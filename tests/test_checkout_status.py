@@ -15,25 +15,25 @@ def test_open_session_is_open_and_unpaid(client, session_id):
     response = status_of(client, session_id)
 
     assert response.status_code == 200
-    assert response.json() == {"status": "open", "payment_status": "unpaid"}
+    assert response.json() == {"status": "open", "payment_status": "unpaid", "outcome": "open"}
 
 
 def test_paid_session_is_complete_and_paid(client, standin, session_id):
     standin.complete(session_id, payment_status="paid")
 
-    assert status_of(client, session_id).json() == {"status": "complete", "payment_status": "paid"}
+    assert status_of(client, session_id).json() == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
 
 
 def test_delayed_payment_is_complete_but_unpaid(client, standin, session_id):
     standin.complete(session_id, payment_status="unpaid")
 
-    assert status_of(client, session_id).json() == {"status": "complete", "payment_status": "unpaid"}
+    assert status_of(client, session_id).json() == {"status": "complete", "payment_status": "unpaid", "outcome": "processing"}
 
 
 def test_expired_session_is_expired(client, standin, session_id):
     standin.expire(session_id)
 
-    assert status_of(client, session_id).json() == {"status": "expired", "payment_status": "unpaid"}
+    assert status_of(client, session_id).json() == {"status": "expired", "payment_status": "unpaid", "outcome": "expired"}
 
 
 def test_missing_session_id_is_a_400(client, standin):
@@ -105,4 +105,4 @@ def test_post_is_a_405_naming_the_allowed_methods(client):
 def test_the_deployed_function_answers_like_the_api(function_client, client, session_id):
     response = function_client("session_status").get("/", params={"session_id": session_id})
 
-    assert response.json() == {"status": "open", "payment_status": "unpaid"}
+    assert response.json() == {"status": "open", "payment_status": "unpaid", "outcome": "open"}

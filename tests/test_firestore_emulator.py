@@ -1,190 +1,175 @@
-"""The real google-cloud-firestore client works against the local emulator.
+"""The launcher of Google's Firestore emulator (`devtools.firestore_emulator`) and the suite's rule for it.
 
-These tests pin down what the app may rely on when its Firestore code is
-tested on the emulator, what the emulator gets wrong (so nobody trusts it
-there), and how fast the client gives up when Firestore is unreachable.
+It serves the real client on loopback, stops with everything it started
+(the script and its Java child), also when its owner exits or is signalled,
+and says what is missing when it is not installed: the Firestore tests then
+skip on a developer's machine and fail in CI.
 """
 
-import datetime
+from __future__ import annotations
+
+import os
+import signal
 import socket
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
-from google.api_core import exceptions
-from google.api_core.retry import Retry
 from google.cloud import firestore
 
-from devtools.firestore_emulator import EmulatorError, start_firestore_emulator
+from devtools.firestore_emulator import EmulatorError, EmulatorNotInstalled, start_firestore_emulator
+from tests.support.firestore import unique_project_id
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def db(firestore_project):
-    return firestore.Client(project=firestore_project)
-
-
-def test_create_refuses_an_existing_document(db):
-    ref = db.collection("payments").document("pi_1")
-    ref.create({"amount": 500})
-
-    with pytest.raises(exceptions.AlreadyExists) as caught:
-        ref.create({"amount": 999})
-
-    assert isinstance(caught.value, exceptions.Conflict)
-    assert ref.get().to_dict() == {"amount": 500}
-
-
-def test_get_set_merge_and_update(db):
-    ref = db.collection("payments").document("pi_1")
-    assert not ref.get().exists
-
-    ref.set({"amount": 500, "status": "pending"})
-    ref.set({"currency": "eur"}, merge=True)
-    ref.update({"status": "succeeded"})
-
-    assert ref.get().to_dict() == {"amount": 500, "status": "succeeded", "currency": "eur"}
-    with pytest.raises(exceptions.NotFound):
-        db.collection("payments").document("missing").update({"status": "x"})
-
-
-def test_server_timestamp_is_set_by_the_server(db):
-    ref = db.collection("payments").document("pi_1")
-    before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
-
-    ref.set({"created_at": firestore.SERVER_TIMESTAMP})
-
-    created_at = ref.get().get("created_at")
-    assert isinstance(created_at, datetime.datetime)
-    assert before < created_at < before + datetime.timedelta(seconds=65)
-
-
-def test_query_with_where(db):
-    payments = db.collection("payments")
-    payments.document("a").set({"status": "succeeded", "amount": 1})
-    payments.document("b").set({"status": "pending", "amount": 2})
-    payments.document("c").set({"status": "succeeded", "amount": 3})
-
-    query = payments.where(filter=firestore.FieldFilter("status", "==", "succeeded"))
-
-    assert sorted(snap.id for snap in query.stream()) == ["a", "c"]
-
-
-def test_projects_do_not_share_data(firestore_project):
-    firestore.Client(project=firestore_project).document("c/d").set({"x": 1})
-
-    assert not firestore.Client(project=firestore_project + "-other").document("c/d").get().exists
-
-
-def test_transaction_read_modify_write(db):
-    ref = db.collection("balances").document("user_1")
-    ref.set({"cents": 100})
-
-    @firestore.transactional
-    def add(transaction, cents):
-        current = ref.get(transaction=transaction).get("cents")
-        transaction.update(ref, {"cents": current + cents})
-
-    add(db.transaction(), 50)
-    add(db.transaction(), 25)
-
-    assert ref.get().get("cents") == 175
-
-
-def test_transaction_creates_a_missing_document_once(db):
-    ref = db.collection("idempotency_keys").document("key_1")
-
-    @firestore.transactional
-    def claim(transaction):
-        if ref.get(transaction=transaction).exists:
+def group_is_gone(group: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= deadline:
             return False
-        transaction.create(ref, {"claimed_at": firestore.SERVER_TIMESTAMP})
+        time.sleep(0.05)
+
+
+def accepts_connections(host_port: str) -> bool:
+    host, port = host_port.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
         return True
-
-    assert claim(db.transaction()) is True
-    assert claim(db.transaction()) is False
-    assert ref.get().exists
-
-
-# --- Unreachable Firestore: the app must fail fast, not hang. ---
+    except OSError:
+        return False
 
 
 @pytest.fixture
-def unreachable_db(monkeypatch):
-    """A client whose emulator address has nothing listening on it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}")
-    return firestore.Client(project="unreachable")
+def own_emulator(running_emulator):
+    """An emulator of this test's own, to stop or signal (the session's one proves it is installed)."""
+    emulator = start_firestore_emulator()
+    yield emulator
+    emulator.stop()
 
 
-def test_unreachable_without_retry_fails_at_once(unreachable_db):
-    started = time.monotonic()
-    with pytest.raises(exceptions.ServiceUnavailable):
-        unreachable_db.document("c/d").get(retry=None, timeout=3)
-    assert time.monotonic() - started < 2
+def test_the_client_reads_and_writes_through_the_emulator_on_loopback(firestore_emulator, firestore_project):
+    assert firestore_emulator.startswith("127.0.0.1:")
+    ref = firestore.Client(project=firestore_project).document("payments/cs_test_1")
+
+    ref.set({"status": "complete"})
+
+    assert ref.get().to_dict() == {"status": "complete"}
 
 
-def test_unreachable_with_short_retry_gives_up_at_its_deadline(unreachable_db):
-    """Without explicit arguments the client retries for 35-300 s; a short Retry caps it."""
-    started = time.monotonic()
-    with pytest.raises(exceptions.RetryError) as caught:
-        unreachable_db.document("c/d").set({"x": 1}, retry=Retry(timeout=1.5), timeout=3)
-    assert time.monotonic() - started < 5
-    assert isinstance(caught.value.cause, exceptions.ServiceUnavailable)
+def test_clear_deletes_one_projects_documents(running_emulator, firestore_project):
+    kept_project = unique_project_id()
+    firestore.Client(project=firestore_project).document("payments/a").set({"x": 1})
+    firestore.Client(project=kept_project).document("payments/a").set({"x": 1})
+
+    running_emulator.clear(firestore_project)
+
+    assert not firestore.Client(project=firestore_project).document("payments/a").get().exists
+    assert firestore.Client(project=kept_project).document("payments/a").get().exists
 
 
-# --- The launcher reports why it failed. ---
+def test_stop_ends_the_script_and_its_java_child_and_may_be_called_twice(own_emulator):
+    group = os.getpgid(own_emulator.process.pid)
+    assert group == own_emulator.process.pid != os.getpgid(0)  # a process group of its own
+
+    own_emulator.stop()
+    own_emulator.stop()
+
+    assert group_is_gone(group, within=0)
+    assert not accepts_connections(own_emulator.host_port)
 
 
-def test_missing_node_is_reported(monkeypatch):
+def test_a_port_in_use_is_an_error_with_the_emulators_output(running_emulator):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        with pytest.raises(EmulatorError, match=f"port {port} is in use") as caught:
+            start_firestore_emulator(port=port)
+
+    assert "Address already in use" in str(caught.value)
+
+
+# A program that starts an emulator and runs until it is signalled. It takes
+# Ctrl-C as a program run from a terminal does, even if this test runs in the
+# background (where SIGINT is ignored).
+OWNER = textwrap.dedent("""
+    import os, signal, time
+    from devtools.firestore_emulator import start_firestore_emulator
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    emulator = start_firestore_emulator()
+    print(os.getpgid(emulator.process.pid), flush=True)
+    time.sleep(60)
+""")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_emulator_stops_when_its_owner_is_interrupted_or_terminated(running_emulator, signum):
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    group = None
+    try:
+        group = int(owner.stdout.readline())
+        owner.send_signal(signum)
+        owner.wait(timeout=15)
+        assert group_is_gone(group)
+    finally:
+        owner.kill()
+        owner.wait()
+        if group is not None and not group_is_gone(group, within=0):
+            os.killpg(group, signal.SIGKILL)  # the test failed: leave nothing behind
+
+
+def test_missing_java_or_gcloud_says_how_to_install(monkeypatch):
     monkeypatch.setenv("PATH", "")
-    with pytest.raises(EmulatorError, match="node is not on PATH"):
+    monkeypatch.delenv("JAVA", raising=False)
+    with pytest.raises(EmulatorNotInstalled, match="Java is not installed"):
+        start_firestore_emulator()
+
+    monkeypatch.setenv("JAVA", sys.executable)  # any executable: only gcloud is looked for next
+    with pytest.raises(EmulatorNotInstalled, match="gcloud components install cloud-firestore-emulator"):
         start_firestore_emulator()
 
 
-def test_start_failure_includes_the_emulator_output():
-    with pytest.raises(EmulatorError, match="exited before it was ready") as caught:
-        start_firestore_emulator(host="256.0.0.1")
-    assert "256.0.0.1" in str(caught.value)
+# The suite's rule: without the emulator, skip locally with one line; fail in CI.
+
+USES_FIRESTORE = "def test_uses_firestore(firestore_emulator):\n    pass\n"
 
 
-# --- Known gaps of this emulator: tests must not rely on these. ---
-# Each test asserts today's wrong behaviour, so an upgrade that fixes it shows up here.
+def run_suite_without_the_emulator(tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    (tmp_path / "test_uses_firestore.py").write_text(USES_FIRESTORE)
+    environment = {k: v for k, v in os.environ.items() if k != "CI"}
+    # No gcloud on PATH; JAVA names an executable so that the emulator is what is missing.
+    environment.update(PATH="", JAVA=sys.executable, PYTHONPATH=str(REPO_ROOT), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.support.firestore", "-p", "no:cacheprovider", "-rsE",
+         "test_uses_firestore.py"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60,
+    )
 
 
-def test_gap_set_without_merge_keeps_old_fields(db):
-    ref = db.document("c/d")
-    ref.set({"a": 1, "b": 2})
-    ref.set({"a": 3})
-    assert ref.get().to_dict() == {"a": 3, "b": 2}  # real Firestore: {"a": 3}
+def test_without_the_emulator_firestore_tests_skip_saying_how_to_install_it(tmp_path):
+    result = run_suite_without_the_emulator(tmp_path)
+
+    assert result.returncode == 0, result.stdout
+    (skipped,) = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert "gcloud components install cloud-firestore-emulator" in skipped
+    assert "google-cloud-cli-firestore-emulator" in skipped
+    assert "1 skipped" in result.stdout
 
 
-def test_gap_only_the_first_server_timestamp_of_a_write_is_applied(db):
-    ref = db.document("c/d")
-    ref.set({"created_at": firestore.SERVER_TIMESTAMP, "updated_at": firestore.SERVER_TIMESTAMP})
-    assert sorted(ref.get().to_dict()) == ["created_at"]
+def test_without_the_emulator_firestore_tests_fail_in_ci(tmp_path):
+    result = run_suite_without_the_emulator(tmp_path, CI="true")
 
-
-def test_gap_delete_field_is_ignored(db):
-    ref = db.document("c/d")
-    ref.set({"a": 1, "b": 2})
-    ref.update({"b": firestore.DELETE_FIELD})
-    assert ref.get().to_dict() == {"a": 1, "b": 2}
-
-
-def test_gap_batch_is_not_atomic(db):
-    db.document("c/existing").set({"a": 1})
-    batch = db.batch()
-    batch.set(db.document("c/new"), {"a": 1})
-    batch.create(db.document("c/existing"), {"a": 2})
-    with pytest.raises(exceptions.AlreadyExists):
-        batch.commit()
-    assert db.document("c/new").get().exists  # real Firestore: nothing written
-
-
-def test_gap_unsupported_calls_fail_with_unknown(db):
-    db.document("c/d").set({"nested": {"v": 1}})
-    with pytest.raises(exceptions.Unknown):
-        list(db.collection("c").list_documents())
-    with pytest.raises(exceptions.Unknown):
-        list(db.collection("c").where(filter=firestore.FieldFilter("nested.v", "==", 1)).stream())
+    assert result.returncode == 1, result.stdout
+    assert "gcloud components install cloud-firestore-emulator" in result.stdout
+    assert "CI must run these tests" in result.stdout
+    assert "1 error" in result.stdout

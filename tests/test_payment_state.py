@@ -1,9 +1,10 @@
 """The payment state machine, as a specification.
 
 Stripe delivers webhooks at least once and in any order, so each test pins
-one promise of `payments.state.apply`: what each event does, that repeats
-change nothing, and that every order of the same events ends in the same
-record.
+one promise of `payments.state`: what each event does, that repeats change
+nothing, and that every order of the same events ends in the same record —
+refunds and disputes included, which name a PaymentIntent and may arrive
+before the session's own events.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import itertools
 
 import pytest
 
-from payments import state
-from tests.support.stripe_objects import checkout_session, event, session_after
+from payments import events, state
+from tests.support.stripe_objects import charge, checkout_session, dispute, event, session_after
 
 T0 = 1_800_000_000  # event `created` times, in seconds
 COMPLETED = "checkout.session.completed"
 SUCCEEDED = "checkout.session.async_payment_succeeded"
 FAILED = "checkout.session.async_payment_failed"
 EXPIRED = "checkout.session.expired"
+REFUNDED = "charge.refunded"
+DISPUTE_CREATED = "charge.dispute.created"
+DISPUTE_CLOSED = "charge.dispute.closed"
 
 
 def session_event(event_type, session, created=T0, id=None, **session_fields):
@@ -27,11 +31,54 @@ def session_event(event_type, session, created=T0, id=None, **session_fields):
     return event(event_type, session_after(event_type, session, **session_fields), created=created, id=id)
 
 
-def apply_events(events, record=None):
-    """Apply events in the given order; `now` counts the writes."""
-    for n, e in enumerate(events, start=1):
-        record = state.apply(record, state.change_from_event(e), now=f"write-{n}")
-    return record
+def refund_event(session, refunded_cents, created=T0, id=None):
+    intent = session_after(COMPLETED, session)["payment_intent"]
+    return event(REFUNDED, charge(intent, amount=session["amount_total"], amount_refunded=refunded_cents),
+                 created=created, id=id)
+
+
+def dispute_event(event_type, session, status, created=T0, id=None, **fields):
+    intent = session_after(COMPLETED, session)["payment_intent"]
+    return event(event_type, dispute(intent, status=status, **fields), created=created, id=id)
+
+
+class Records:
+    """Both records an event may touch, kept as a store keeps them: what `record_change` says to write."""
+
+    def __init__(self):
+        self.payments: dict[str, dict] = {}
+        self.intents: dict[str, dict] = {}
+        self.writes = 0
+
+    def deliver(self, e: dict) -> None:
+        change = events.change_from_event(e)
+        if isinstance(change, state.ChargeChange):
+            intent = self.intents.get(change.payment_intent)
+            payment = self.payments.get(intent["session_id"]) if intent and intent["session_id"] else None
+        else:
+            payment = self.payments.get(change.session_id)
+            known = change.payment_intent or (payment or {}).get("payment_intent")
+            intent = self.intents.get(known) if known else None
+        self.writes += 1
+        new_payment, new_intent = state.record_change(payment, intent, change, now=f"write-{self.writes}")
+        if new_payment is not None:
+            self.payments[new_payment["session_id"]] = new_payment
+        if new_intent is not None:
+            self.intents[new_intent["payment_intent"]] = new_intent
+
+    def payment(self, session_id: str) -> dict:
+        return self.payments[session_id]
+
+
+def apply_events(evts, record=None):
+    """The session's record after `evts` in the given order; `now` counts the writes."""
+    records = Records()
+    if record is not None:
+        records.payments[record["session_id"]] = record
+    for e in evts:
+        records.deliver(e)
+    session_id = next(iter(records.payments)) if records.payments else None
+    return records.payments.get(session_id) if session_id else None
 
 
 def without_times(record):
@@ -44,7 +91,7 @@ def session():
     return checkout_session()
 
 
-# What each event does on its own.
+# What each session event does on its own.
 
 
 def test_completed_paid_makes_a_complete_paid_record(session):
@@ -56,6 +103,7 @@ def test_completed_paid_makes_a_complete_paid_record(session):
         "session_id": session["id"],
         "status": "complete",
         "payment_status": "paid",
+        "outcome": "paid",
         "created": session["created"],
         "amount_total": 1900,
         "currency": "eur",
@@ -63,6 +111,12 @@ def test_completed_paid_makes_a_complete_paid_record(session):
         "metadata": {"product": "hero-me", "order_ref": "ord_000001"},
         "payment_intent": e["data"]["object"]["payment_intent"],
         "livemode": False,
+        "async_payment_failed": False,
+        "amount_refunded": 0,
+        "refunded": False,
+        "dispute": None,
+        "last_dispute_event_id": None,
+        "last_dispute_event_created": None,
         "paid_at": "write-1",
         "updated_at": "write-1",
         "last_event_id": e["id"],
@@ -70,12 +124,11 @@ def test_completed_paid_makes_a_complete_paid_record(session):
     }
 
 
-def test_completed_unpaid_is_complete_but_not_paid(session):
-    e = session_event(COMPLETED, session, payment_status="unpaid")
-
-    record = apply_events([e])
+def test_completed_unpaid_is_processing(session):
+    record = apply_events([session_event(COMPLETED, session, payment_status="unpaid")])
 
     assert (record["status"], record["payment_status"], record["paid_at"]) == ("complete", "unpaid", None)
+    assert record["outcome"] == "processing"
     assert not state.is_terminal(record)
 
 
@@ -85,14 +138,17 @@ def test_async_payment_succeeded_marks_paid(session):
     )
 
     assert (record["status"], record["payment_status"], record["paid_at"]) == ("complete", "paid", "write-2")
+    assert record["outcome"] == "paid"
 
 
-def test_async_payment_failed_leaves_complete_and_unpaid(session):
+def test_async_payment_failed_is_failed_and_terminal(session):
     record = apply_events(
         [session_event(COMPLETED, session, payment_status="unpaid"), session_event(FAILED, session, T0 + 60)]
     )
 
     assert (record["status"], record["payment_status"], record["paid_at"]) == ("complete", "unpaid", None)
+    assert (record["outcome"], record["async_payment_failed"]) == ("failed", True)
+    assert state.is_terminal(record)
 
 
 def test_expired_marks_expired_and_terminal(session):
@@ -100,9 +156,16 @@ def test_expired_marks_expired_and_terminal(session):
 
     record = apply_events([e])
 
-    assert (record["status"], record["payment_status"], record["paid_at"]) == ("expired", "unpaid", None)
+    assert (record["status"], record["payment_status"], record["outcome"]) == ("expired", "unpaid", "expired")
     assert record["last_event_id"] == e["id"]
     assert state.is_terminal(record)
+
+
+def test_an_open_session_read_from_stripe_is_open(session):
+    record = state.apply(None, events.change_from_session(session), now="read")
+
+    assert record["outcome"] == "open"
+    assert not state.is_terminal(record)
 
 
 def test_first_record_keeps_the_session_created_time(session):
@@ -122,6 +185,88 @@ def test_description_prefers_customer_details_email_and_unexpands_payment_intent
     assert described["payment_intent"] == "pi_expanded"
 
 
+@pytest.mark.parametrize("field", ["status", "payment_status"])
+@pytest.mark.parametrize("value", ["no_such_state", None], ids=["unknown", "missing"])
+def test_an_unknown_or_missing_state_keeps_what_is_known(session, field, value):
+    paid = apply_events([session_event(COMPLETED, session)])
+    odd = session_after(COMPLETED, session)
+    odd[field] = value
+
+    record = state.apply(paid, state.SessionChange(odd, "evt_later", COMPLETED, T0 + 60), now="later")
+
+    assert (record["status"], record["payment_status"]) == ("complete", "paid")
+
+
+def test_an_unknown_state_on_a_first_event_starts_open_and_unpaid(session):
+    odd = session_after(COMPLETED, session, status="no_such_state", payment_status="no_such_state")
+
+    record = state.apply(None, state.SessionChange(odd, "evt_1", COMPLETED, T0), now="now")
+
+    assert (record["status"], record["payment_status"], record["outcome"]) == ("open", "unpaid", "open")
+
+
+# Refunds and disputes.
+
+
+def test_a_partial_refund_is_recorded_and_keeps_the_payment_paid(session):
+    record = apply_events([session_event(COMPLETED, session), refund_event(session, 500, T0 + 60)])
+
+    assert (record["amount_refunded"], record["refunded"], record["outcome"]) == (500, False, "paid")
+
+
+def test_a_full_refund_makes_the_payment_refunded_and_terminal(session):
+    record = apply_events([session_event(COMPLETED, session), refund_event(session, 1900, T0 + 60)])
+
+    assert (record["amount_refunded"], record["refunded"], record["outcome"]) == (1900, True, "refunded")
+    assert state.is_terminal(record)
+
+
+def test_refunded_amounts_only_grow(session):
+    record = apply_events(
+        [session_event(COMPLETED, session), refund_event(session, 1000, T0 + 120), refund_event(session, 500, T0 + 60)]
+    )
+
+    assert record["amount_refunded"] == 1000
+
+
+def test_a_dispute_is_recorded_and_the_payment_keeps_its_outcome(session):
+    opened = dispute_event(DISPUTE_CREATED, session, "needs_response", T0 + 60, amount=1900)
+
+    record = apply_events([session_event(COMPLETED, session), opened])
+
+    assert record["outcome"] == "paid"
+    assert record["dispute"] == {"id": opened["data"]["object"]["id"], "status": "needs_response",
+                                 "reason": "fraudulent", "amount": 1900}
+
+
+def test_the_newest_dispute_event_wins(session):
+    opened = dispute_event(DISPUTE_CREATED, session, "needs_response", T0 + 60)
+    lost = dispute_event(DISPUTE_CLOSED, session, "lost", T0 + 120, id=opened["id"].replace("evt_", "evt_z"))
+    lost["data"]["object"]["id"] = opened["data"]["object"]["id"]
+
+    for order in ([opened, lost], [lost, opened]):
+        record = apply_events([session_event(COMPLETED, session), *order])
+        assert record["dispute"]["status"] == "lost"
+
+
+def test_a_refund_before_the_session_is_known_is_kept_for_it(session):
+    records = Records()
+    records.deliver(refund_event(session, 1900, T0 + 60))
+
+    assert records.payments == {}
+    records.deliver(session_event(COMPLETED, session, T0))
+
+    record = records.payment(session["id"])
+    assert (record["refunded"], record["outcome"]) == (True, "refunded")
+    assert records.intents[record["payment_intent"]]["session_id"] == session["id"]
+
+
+def test_a_charge_event_without_a_payment_intent_changes_nothing(session):
+    e = event(REFUNDED, charge(None, amount_refunded=1900), created=T0)
+
+    assert events.change_from_event(e) is None
+
+
 # Repeats and orderings.
 
 
@@ -129,32 +274,51 @@ def test_duplicate_change_changes_nothing_but_updated_at(session):
     e = session_event(COMPLETED, session)
     first = apply_events([e])
 
-    again = state.apply(first, state.change_from_event(e), now="write-2")
+    again = state.apply(first, events.change_from_event(e), now="write-2")
 
     assert state.same(first, again)
     assert again == {**first, "updated_at": "write-2"}
 
 
-UNPAID_FLOW = [
-    (COMPLETED, {"payment_status": "unpaid"}),
-    (SUCCEEDED, {}),
-    (FAILED, {}),
-    (EXPIRED, {}),
-]
-CARD_FLOW = [(COMPLETED, {}), (EXPIRED, {})]
-
-
-@pytest.mark.parametrize("flow", [UNPAID_FLOW, CARD_FLOW], ids=["delayed_payment", "card"])
-def test_every_order_of_the_same_events_ends_in_the_same_record(session, flow):
-    events = [
-        session_event(event_type, session, created=T0 + 60 * n, **fields)
-        for n, (event_type, fields) in enumerate(flow)
+def _lifecycle(session) -> list[dict]:
+    """Everything that can happen to one payment, a minute apart: Stripe would rarely send all of it."""
+    opened = dispute_event(DISPUTE_CREATED, session, "needs_response", T0 + 360)
+    closed = dispute_event(DISPUTE_CLOSED, session, "lost", T0 + 420)
+    closed["data"]["object"]["id"] = opened["data"]["object"]["id"]
+    return [
+        session_event(COMPLETED, session, T0, payment_status="unpaid"),
+        session_event(FAILED, session, T0 + 60),
+        session_event(SUCCEEDED, session, T0 + 120),
+        session_event(EXPIRED, session, T0 + 180),
+        refund_event(session, 500, T0 + 240),
+        refund_event(session, 1900, T0 + 300),
+        opened,
+        closed,
     ]
-    expected = without_times(apply_events(events))
 
-    for order in itertools.permutations(events):
+
+def test_every_order_of_a_whole_lifecycle_ends_in_the_same_record(session):
+    lifecycle = _lifecycle(session)
+    expected = without_times(apply_events(lifecycle))
+
+    for order in itertools.permutations(lifecycle):
         assert without_times(apply_events(order)) == expected, [e["type"] for e in order]
-    assert (expected["status"], expected["payment_status"]) == ("complete", "paid")
+    assert (expected["status"], expected["payment_status"], expected["outcome"]) == ("complete", "paid", "refunded")
+    assert (expected["amount_refunded"], expected["dispute"]["status"]) == (1900, "lost")
+
+
+@pytest.mark.parametrize("flow", [
+    [(COMPLETED, {"payment_status": "unpaid"}), (FAILED, {}), (EXPIRED, {})],
+    [(COMPLETED, {"payment_status": "unpaid"}), (SUCCEEDED, {})],
+    [(COMPLETED, {}), (EXPIRED, {})],
+], ids=["failed", "delayed-paid", "card"])
+def test_every_order_of_a_session_flow_ends_in_its_outcome(session, flow):
+    evts = [session_event(t, session, created=T0 + 60 * n, **fields) for n, (t, fields) in enumerate(flow)]
+    expected = without_times(apply_events(evts))
+
+    for order in itertools.permutations(evts):
+        assert without_times(apply_events(order)) == expected
+    assert expected["outcome"] == ("failed" if flow[1][0] == FAILED else "paid")
 
 
 def test_events_created_in_the_same_second_are_ordered_by_event_id(session):
@@ -170,25 +334,21 @@ def test_events_created_in_the_same_second_are_ordered_by_event_id(session):
 
 
 def test_paid_never_goes_back_to_unpaid(session):
-    record = apply_events(
-        [session_event(SUCCEEDED, session, T0), session_event(FAILED, session, T0 + 60)]
-    )
+    record = apply_events([session_event(SUCCEEDED, session, T0), session_event(FAILED, session, T0 + 60)])
 
-    assert record["payment_status"] == "paid"
+    assert (record["payment_status"], record["outcome"]) == ("paid", "paid")
 
 
 def test_complete_never_goes_back_to_open(session):
     complete = apply_events([session_event(COMPLETED, session)])
 
-    record = state.apply(complete, state.change_from_session(session), now="later")  # status "open"
+    record = state.apply(complete, events.change_from_session(session), now="later")  # status "open"
 
     assert record["status"] == "complete"
 
 
 def test_expired_never_overwrites_complete(session):
-    record = apply_events(
-        [session_event(COMPLETED, session, T0), session_event(EXPIRED, session, T0 + 3600)]
-    )
+    record = apply_events([session_event(COMPLETED, session, T0), session_event(EXPIRED, session, T0 + 3600)])
 
     assert (record["status"], record["payment_status"]) == ("complete", "paid")
 
@@ -210,7 +370,7 @@ def test_session_read_moves_status_forward_but_keeps_event_descriptions(session)
     record = apply_events([session_event(COMPLETED, session, email="event@example.com", payment_status="unpaid")])
     read = session_after(SUCCEEDED, session, email="read@example.com")
 
-    after = state.apply(record, state.change_from_session(read), now="read")
+    after = state.apply(record, events.change_from_session(read), now="read")
 
     assert (after["status"], after["payment_status"], after["paid_at"]) == ("complete", "paid", "read")
     assert after["customer_email"] == "event@example.com"
@@ -220,7 +380,7 @@ def test_session_read_moves_status_forward_but_keeps_event_descriptions(session)
 def test_session_read_fills_descriptions_when_no_event_has(session):
     read = session_after(COMPLETED, session, email="read@example.com")
 
-    record = state.apply(None, state.change_from_session(read), now="read")
+    record = state.apply(None, events.change_from_session(read), now="read")
 
     assert (record["status"], record["payment_status"], record["customer_email"]) == (
         "complete",
@@ -231,12 +391,30 @@ def test_session_read_fills_descriptions_when_no_event_has(session):
 
 
 def test_event_after_a_session_read_takes_over_the_descriptions(session):
-    read = state.apply(None, state.change_from_session(session_after(COMPLETED, session, email="read@example.com")), "r")
+    read = state.apply(None, events.change_from_session(session_after(COMPLETED, session, email="read@example.com")),
+                       "r")
     e = session_event(COMPLETED, session, email="event@example.com")
 
     record = apply_events([e], record=read)
 
     assert (record["customer_email"], record["last_event_id"]) == ("event@example.com", e["id"])
+
+
+def test_a_session_read_whose_delayed_payment_failed_is_failed(session):
+    read = session_after(FAILED, session)
+    read["payment_intent"] = {"id": read["payment_intent"], "object": "payment_intent",
+                              "status": "requires_payment_method"}
+
+    record = state.apply(None, events.change_from_session(read), now="read")
+
+    assert record["outcome"] == state.session_outcome(read) == "failed"
+
+
+def test_a_session_read_whose_delayed_payment_is_pending_is_processing(session):
+    read = session_after(COMPLETED, session, payment_status="unpaid")
+    read["payment_intent"] = {"id": read["payment_intent"], "object": "payment_intent", "status": "processing"}
+
+    assert state.session_outcome(read) == "processing"
 
 
 # paid_at and is_terminal.
@@ -263,18 +441,31 @@ def test_no_payment_required_counts_as_paid(session):
 
 
 @pytest.mark.parametrize(
-    "status, payment_status, terminal",
+    "facts, outcome",
     [
-        ("open", "unpaid", False),
-        ("complete", "unpaid", False),
-        ("complete", "paid", True),
-        ("complete", "no_payment_required", True),
-        ("expired", "unpaid", True),
+        ({"status": "open", "payment_status": "unpaid"}, "open"),
+        ({"status": "complete", "payment_status": "unpaid"}, "processing"),
+        ({"status": "complete", "payment_status": "unpaid", "async_payment_failed": True}, "failed"),
+        ({"status": "complete", "payment_status": "paid"}, "paid"),
+        ({"status": "complete", "payment_status": "no_payment_required"}, "paid"),
+        ({"status": "complete", "payment_status": "paid", "async_payment_failed": True}, "paid"),
+        ({"status": "expired", "payment_status": "unpaid"}, "expired"),
+        ({"status": "complete", "payment_status": "paid", "refunded": True}, "refunded"),
     ],
 )
-def test_is_terminal(status, payment_status, terminal):
-    assert state.is_terminal({"status": status, "payment_status": payment_status}) is terminal
+def test_outcome_of_each_combination_of_facts(facts, outcome):
+    assert state.outcome(facts) == outcome
+    assert state.is_terminal(facts) is (outcome in state.TERMINAL)
 
 
 def test_unknown_session_is_not_terminal():
     assert state.is_terminal(None) is False
+
+
+def test_a_later_stage_of_a_dispute_wins_within_the_same_second(session):
+    opened = dispute_event(DISPUTE_CREATED, session, "needs_response", T0 + 60, id="evt_zzz")
+    lost = dispute_event(DISPUTE_CLOSED, session, "lost", T0 + 60, id="evt_aaa")
+    lost["data"]["object"]["id"] = opened["data"]["object"]["id"]
+
+    for order in ([opened, lost], [lost, opened]):
+        assert apply_events([session_event(COMPLETED, session), *order])["dispute"]["status"] == "lost"

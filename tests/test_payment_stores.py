@@ -1,10 +1,10 @@
 """Both payment stores keep the promises of `PaymentStore`.
 
 One contract suite runs against each store: SQLite on a temporary file, and
-Firestore through the real client on a local emulator (a fresh project per
-test, so tests never see each other's data). What each store wrote is read
-back with the raw SQLite or Firestore client, to check the stored layout
-that operators and other tools rely on.
+Firestore through the real client on Google's Firestore emulator (a fresh
+project per test, so tests never see each other's data). What each store
+wrote is read back with the raw SQLite or Firestore client, to check the
+stored layout that operators and other tools rely on.
 
 The stores are asynchronous; each test drives one on an event loop of its
 own (`Sync`), as an instance would on its serving loop.
@@ -31,11 +31,11 @@ from typing import Callable
 import pytest
 from google.cloud import firestore
 
-from payments import firestore_store, sqlite_store, state
+from payments import events, firestore_store, sqlite_store, state
 from payments.firestore_store import FirestoreStore
 from payments.sqlite_store import SqliteStore
 from payments.store import StoreUnavailable
-from tests.support.stripe_objects import checkout_session, event, session_after
+from tests.support.stripe_objects import charge, checkout_session, dispute, event, session_after
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_800_000_000
@@ -47,6 +47,13 @@ PAYMENT_FIELDS = {
     "session_id",
     "status",
     "payment_status",
+    "outcome",
+    "async_payment_failed",
+    "amount_refunded",
+    "refunded",
+    "dispute",
+    "last_dispute_event_id",
+    "last_dispute_event_created",
     "amount_total",
     "currency",
     "customer_email",
@@ -59,7 +66,7 @@ PAYMENT_FIELDS = {
     "last_event_id",
     "last_event_created",
 }
-EVENT_FIELDS = {"type", "session_id", "created", "received_at", "expires_at"}
+EVENT_FIELDS = {"type", "session_id", "payment_intent", "created", "received_at", "expires_at"}
 
 
 class Sync:
@@ -78,6 +85,14 @@ class Sync:
     def run(self, coroutine):
         return self.runner.run(coroutine)
 
+    def record(self, e: dict) -> bool:
+        """Record a verified event the way the webhook does."""
+        return self.runner.run(self.store.record_event(e, events.change_from_event(e)))
+
+    def read_session(self, session: dict) -> dict:
+        """Record a session read from Stripe the way the status endpoint does."""
+        return self.runner.run(self.store.record_session(events.change_from_session(session)))
+
     def close(self):
         self.runner.run(self.store.close())
         self.runner.close()
@@ -91,6 +106,7 @@ class Backend:
     store: Sync
     raw_payment: Callable[[str], dict | None]
     raw_event: Callable[[str], dict | None]
+    raw_intent: Callable[[str], dict | None]
     as_time: Callable[[object], datetime]
 
 
@@ -106,12 +122,17 @@ def sqlite_backend(path: Path) -> Backend:
 
     def raw_event(event_id):
         row = rows(
-            "SELECT type, session_id, created, received_at, expires_at FROM stripe_events WHERE event_id = ?",
+            "SELECT type, session_id, payment_intent, created, received_at, expires_at FROM stripe_events"
+            " WHERE event_id = ?",
             event_id,
         )
         return dict(row) if row else None
 
-    return Backend("sqlite", Sync(SqliteStore(path)), raw_payment, raw_event, datetime.fromisoformat)
+    def raw_intent(payment_intent):
+        row = rows("SELECT record FROM payment_intents WHERE payment_intent = ?", payment_intent)
+        return json.loads(row["record"]) if row else None
+
+    return Backend("sqlite", Sync(SqliteStore(path)), raw_payment, raw_event, raw_intent, datetime.fromisoformat)
 
 
 def firestore_backend(project: str) -> Backend:
@@ -123,9 +144,10 @@ def firestore_backend(project: str) -> Backend:
 
     return Backend(
         "firestore",
-        Sync(FirestoreStore("payments", "stripe_events", project=project)),
+        Sync(FirestoreStore("payments", "stripe_events", "payment_intents", project=project)),
         functools.partial(document, "payments"),
         functools.partial(document, "stripe_events"),
+        functools.partial(document, "payment_intents"),
         lambda value: value,  # the client already returns datetimes
     )
 
@@ -155,11 +177,11 @@ def without_times(record):
     return {k: v for k, v in record.items() if k not in ("updated_at", "paid_at")}
 
 
-def expected_record(events):
-    """What the state machine makes of `events` applied in the order Stripe created them."""
+def expected_record(evts):
+    """What the state machine makes of `evts` applied in the order Stripe created them."""
     record = None
-    for e in sorted(events, key=lambda e: (e["created"], e["id"])):
-        record = state.apply(record, state.change_from_event(e), now="now")
+    for e in sorted(evts, key=lambda e: (e["created"], e["id"])):
+        record = state.apply(record, events.change_from_event(e), now="now")
     return record
 
 
@@ -170,7 +192,7 @@ def test_record_event_stores_the_payment_record_and_the_event(backend):
     session = checkout_session()
     e = session_event(COMPLETED, session, payment_status="unpaid", email="ada@example.com")
 
-    assert backend.store.record_event(e) is True
+    assert backend.store.record(e) is True
 
     payment = backend.raw_payment(session["id"])
     assert set(payment) == PAYMENT_FIELDS
@@ -187,6 +209,13 @@ def test_record_event_stores_the_payment_record_and_the_event(backend):
         "created": session["created"],
         "last_event_id": e["id"],
         "last_event_created": T0,
+        "outcome": "processing",
+        "async_payment_failed": False,
+        "amount_refunded": 0,
+        "refunded": False,
+        "dispute": None,
+        "last_dispute_event_id": None,
+        "last_dispute_event_created": None,
     }
     assert payment["paid_at"] is None
     assert backend.as_time(payment["updated_at"]).tzinfo is not None
@@ -204,7 +233,7 @@ def test_record_event_stores_the_payment_record_and_the_event(backend):
 def test_first_paid_write_sets_paid_at_and_updated_at(backend):
     session = checkout_session()
 
-    backend.store.record_event(session_event(COMPLETED, session))
+    backend.store.record(session_event(COMPLETED, session))
 
     payment = backend.raw_payment(session["id"])
     assert backend.as_time(payment["paid_at"]) == backend.as_time(payment["updated_at"])
@@ -212,11 +241,11 @@ def test_first_paid_write_sets_paid_at_and_updated_at(backend):
 
 def test_paid_at_is_kept_when_later_events_arrive(backend):
     session = checkout_session()
-    backend.store.record_event(session_event(COMPLETED, session, T0, payment_status="unpaid"))
-    backend.store.record_event(session_event(SUCCEEDED, session, T0 + 60))
+    backend.store.record(session_event(COMPLETED, session, T0, payment_status="unpaid"))
+    backend.store.record(session_event(SUCCEEDED, session, T0 + 60))
     paid_at = backend.raw_payment(session["id"])["paid_at"]
 
-    backend.store.record_event(session_event(SUCCEEDED, session, T0 + 120))
+    backend.store.record(session_event(SUCCEEDED, session, T0 + 120))
 
     assert paid_at and backend.raw_payment(session["id"])["paid_at"] == paid_at
 
@@ -224,10 +253,10 @@ def test_paid_at_is_kept_when_later_events_arrive(backend):
 def test_duplicate_delivery_returns_false_and_changes_nothing(backend):
     session = checkout_session()
     e = session_event(COMPLETED, session)
-    backend.store.record_event(e)
+    backend.store.record(e)
     payment, stored_event = backend.raw_payment(session["id"]), backend.raw_event(e["id"])
 
-    assert backend.store.record_event(e) is False
+    assert backend.store.record(e) is False
 
     assert backend.raw_payment(session["id"]) == payment
     assert backend.raw_event(e["id"]) == stored_event
@@ -241,16 +270,16 @@ def test_out_of_order_deliveries_end_in_the_same_record(backend):
     ]
     for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
         session = checkout_session()
-        events = [session_event(t, session, created, **fields) for t, created, fields in flow]
+        evts = [session_event(t, session, created, **fields) for t, created, fields in flow]
 
-        assert all(backend.store.record_event(events[i]) for i in order)
+        assert all(backend.store.record(evts[i]) for i in order)
 
         stored = backend.store.get_payment(session["id"])
-        assert without_times(stored) == without_times(expected_record(events)), order
+        assert without_times(stored) == without_times(expected_record(evts)), order
         assert (stored["status"], stored["payment_status"], stored["last_event_id"]) == (
             "complete",
             "paid",
-            events[2]["id"],
+            evts[2]["id"],
         )
 
 
@@ -258,14 +287,14 @@ def test_record_session_fills_a_record_and_is_idempotent(backend):
     session = checkout_session()
     read = session_after(COMPLETED, session, email="read@example.com")
 
-    record = backend.store.record_session(read)
+    record = backend.store.read_session(read)
 
     assert record["status"] == "complete" and record["payment_status"] == "paid"
     assert record["customer_email"] == "read@example.com" and record["last_event_id"] is None
     assert without_times(backend.store.get_payment(session["id"])) == without_times(record)
 
     stored = backend.raw_payment(session["id"])
-    again = backend.store.record_session(read)
+    again = backend.store.read_session(read)
 
     assert without_times(again) == without_times(record)
     assert backend.raw_payment(session["id"]) == stored  # not even updated_at was rewritten
@@ -274,9 +303,9 @@ def test_record_session_fills_a_record_and_is_idempotent(backend):
 def test_record_session_keeps_descriptions_from_events(backend):
     session = checkout_session()
     e = session_event(COMPLETED, session, payment_status="unpaid", email="event@example.com")
-    backend.store.record_event(e)
+    backend.store.record(e)
 
-    record = backend.store.record_session(session_after(SUCCEEDED, session, email="read@example.com"))
+    record = backend.store.read_session(session_after(SUCCEEDED, session, email="read@example.com"))
 
     assert (record["payment_status"], record["customer_email"], record["last_event_id"]) == (
         "paid",
@@ -288,13 +317,47 @@ def test_record_session_keeps_descriptions_from_events(backend):
 
 def test_event_after_a_session_read_is_still_recorded(backend):
     session = checkout_session()
-    backend.store.record_session(session_after(COMPLETED, session, email="read@example.com"))
+    backend.store.read_session(session_after(COMPLETED, session, email="read@example.com"))
     e = session_event(COMPLETED, session, email="event@example.com")
 
-    assert backend.store.record_event(e) is True
+    assert backend.store.record(e) is True
 
     assert backend.store.get_payment(session["id"])["customer_email"] == "event@example.com"
     assert backend.raw_event(e["id"]) is not None
+
+
+def test_a_refund_before_the_session_is_kept_by_payment_intent_and_joined_later(backend):
+    session = checkout_session()
+    completed = session_event(COMPLETED, session)
+    intent = completed["data"]["object"]["payment_intent"]
+    refund = event("charge.refunded", charge(intent, amount=1900, amount_refunded=1900), created=T0 + 60)
+
+    assert backend.store.record(refund) is True
+    assert backend.raw_payment(session["id"]) is None
+    assert backend.raw_intent(intent)["refunded"] is True
+    assert backend.raw_event(refund["id"])["session_id"] is None
+
+    assert backend.store.record(completed) is True
+
+    payment = backend.raw_payment(session["id"])
+    assert (payment["outcome"], payment["amount_refunded"]) == ("refunded", 1900)
+    assert backend.raw_intent(intent)["session_id"] == session["id"]
+
+
+def test_a_dispute_after_payment_reaches_the_sessions_record(backend):
+    session = checkout_session()
+    completed = session_event(COMPLETED, session)
+    intent = completed["data"]["object"]["payment_intent"]
+    backend.store.record(completed)
+    opened = event("charge.dispute.created", dispute(intent, status="needs_response"), created=T0 + 60)
+
+    assert backend.store.record(opened) is True
+    assert backend.store.record(opened) is False
+
+    payment = backend.raw_payment(session["id"])
+    assert payment["outcome"] == "paid"
+    assert payment["dispute"]["status"] == "needs_response"
+    assert backend.raw_event(opened["id"])["session_id"] == session["id"]
 
 
 def test_get_payment_of_an_unknown_session_is_none(backend):
@@ -311,7 +374,8 @@ def test_description_names_where_records_live(backend):
 def test_sqlite_creates_its_folder_and_reopens_the_same_data(tmp_path):
     path = tmp_path / "new" / "folder" / "payments.db"
     session = checkout_session()
-    asyncio.run(SqliteStore(path).record_event(session_event(COMPLETED, session)))
+    created = session_event(COMPLETED, session)
+    asyncio.run(SqliteStore(path).record_event(created, events.change_from_event(created)))
 
     reopened = SqliteStore(path)
 
@@ -321,53 +385,58 @@ def test_sqlite_creates_its_folder_and_reopens_the_same_data(tmp_path):
 
 def test_sqlite_concurrent_duplicate_deliveries_record_each_event_once(sqlite):
     session = checkout_session()
-    events = [
+    evts = [
         session_event(COMPLETED, session, T0, payment_status="unpaid"),
         session_event(SUCCEEDED, session, T0 + 60),
         session_event(COMPLETED, session, T0 + 1),
         session_event(EXPIRED, session, T0 + 120),
     ]
-    deliveries = [e for e in events for _ in range(8)]
+    deliveries = [e for e in evts for _ in range(8)]
     random.Random(7).shuffle(deliveries)
 
     async def deliver_all():  # each write runs on its own worker thread, all at once
-        return await asyncio.gather(*(sqlite.store.store.record_event(e) for e in deliveries))
+        return await asyncio.gather(
+            *(sqlite.store.store.record_event(e, events.change_from_event(e)) for e in deliveries)
+        )
 
     results = list(zip((e["id"] for e in deliveries), sqlite.store.run(deliver_all())))
 
     stored = sorted(event_id for event_id, stored in results if stored)
-    assert stored == sorted(e["id"] for e in events)
+    assert stored == sorted(e["id"] for e in evts)
     assert len(results) == len(deliveries)
-    assert without_times(sqlite.store.get_payment(session["id"])) == without_times(expected_record(events))
+    assert without_times(sqlite.store.get_payment(session["id"])) == without_times(expected_record(evts))
 
 
 # Each process delivers every event, in its own random order: the two race
-# for SQLite's write lock, and each finds events the other already stored.
+# for SQLite's write lock, and each finds evts the other already stored.
 DELIVER_FROM_A_PROCESS = """
 import asyncio, json, pathlib, random, sys, time
+from payments.events import change_from_event
 from payments.sqlite_store import SqliteStore
 
 db, events_file, ready, me = sys.argv[1:]
 store = SqliteStore(pathlib.Path(db))
-events = json.loads(pathlib.Path(events_file).read_text())
-random.Random(me).shuffle(events)
+evts = json.loads(pathlib.Path(events_file).read_text())
+random.Random(me).shuffle(evts)
 pathlib.Path(ready, me).touch()
 while len(list(pathlib.Path(ready).iterdir())) < 2:  # start together with the other process
     time.sleep(0.001)
-print(json.dumps([e["id"] for e in events if asyncio.run(store.record_event(e))]))
+async def deliver_all():
+    return [e["id"] for e in evts if await store.record_event(e, change_from_event(e))]
+print(json.dumps(asyncio.run(deliver_all())))
 """
 
 
 def test_sqlite_duplicate_deliveries_from_two_processes_record_each_event_once(tmp_path):
     db = tmp_path / "payments.db"
     sessions = [checkout_session() for _ in range(40)]
-    events = [session_event(t, s, T0 + n) for s in sessions for n, t in enumerate((COMPLETED, SUCCEEDED, EXPIRED))]
-    (tmp_path / "events.json").write_text(json.dumps(events))
+    evts = [session_event(t, s, T0 + n) for s in sessions for n, t in enumerate((COMPLETED, SUCCEEDED, EXPIRED))]
+    (tmp_path / "evts.json").write_text(json.dumps(evts))
     (tmp_path / "ready").mkdir()
 
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", DELIVER_FROM_A_PROCESS, db, tmp_path / "events.json", tmp_path / "ready", name],
+            [sys.executable, "-c", DELIVER_FROM_A_PROCESS, db, tmp_path / "evts.json", tmp_path / "ready", name],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -378,10 +447,10 @@ def test_sqlite_duplicate_deliveries_from_two_processes_record_each_event_once(t
 
     assert [process.returncode for process in processes] == [0, 0]
     stored = [event_id for output in outputs for event_id in json.loads(output)]
-    assert sorted(stored) == sorted(e["id"] for e in events)
+    assert sorted(stored) == sorted(e["id"] for e in evts)
     store = Sync(SqliteStore(db))
     for s in sessions:
-        mine = [e for e in events if e["data"]["object"]["id"] == s["id"]]
+        mine = [e for e in evts if e["data"]["object"]["id"] == s["id"]]
         assert without_times(store.get_payment(s["id"])) == without_times(expected_record(mine))
     store.close()
 
@@ -395,13 +464,13 @@ def test_sqlite_write_that_cannot_get_the_lock_is_unavailable_and_stores_nothing
     other_writer.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(StoreUnavailable) as raised:
-            store.record_event(e)
+            store.record(e)
     finally:
         other_writer.execute("ROLLBACK")
         other_writer.close()
 
     assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
-    assert store.record_event(e) is True  # Stripe's retry then stores it once
+    assert store.record(e) is True  # Stripe's retry then stores it once
     store.close()
 
 
@@ -434,11 +503,11 @@ def test_firestore_unreachable_raises_store_unavailable_quickly_and_stores_nothi
     session = checkout_session()
     e = session_event(COMPLETED, session)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", unreachable_host)
-    unreachable = Sync(FirestoreStore("payments", "stripe_events", project=firestore_project))
+    unreachable = Sync(FirestoreStore("payments", "stripe_events", "payment_intents", project=firestore_project))
 
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
-        unreachable.record_event(e)
+        unreachable.record(e)
     elapsed = time.monotonic() - started
 
     assert elapsed < firestore_store.OPERATION_TIMEOUT_SECONDS + 1
@@ -446,8 +515,8 @@ def test_firestore_unreachable_raises_store_unavailable_quickly_and_stores_nothi
     assert reachable.raw_event(e["id"]) is None
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator)
-    assert reachable.store.record_event(e) is True
-    assert reachable.store.record_event(e) is False
+    assert reachable.store.record(e) is True
+    assert reachable.store.record(e) is False
     assert reachable.raw_payment(session["id"])["last_event_id"] == e["id"]
     reachable.store.close()
 

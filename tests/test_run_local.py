@@ -171,3 +171,28 @@ def test_starts_serves_and_stops_its_children_on_sigterm(run_local, tmp_path):
     assert not any(listening(port) for port in (api_port, page_port, stripe_port))
     assert processes_mentioning(f"--port={api_port}") == []
     assert not env_file.exists()
+
+
+def test_firestore_option_pays_into_googles_emulator_and_ctrl_c_stops_it(run_local, running_emulator, tmp_path):
+    api_port, page_port, stripe_port = free_port(), free_port(), free_port()
+    runner = run_local("--firestore", "--api-port", str(api_port), "--page-port", str(page_port),
+                       "--stripe-port", str(stripe_port))
+    emulator = runner.wait_for(r"Payment store\s+Firestore emulator at (127\.0\.0\.1:(\d+))")
+    api_url = runner.wait_for(r"^\s+API\s+(http://\S+)").group(1)
+    runner.wait_for(r"Settings for simulate are in")
+    created = requests.post(api_url + "/api/checkout/embedded-session", json={}, timeout=10)
+    assert created.status_code == 200, created.text
+
+    paid = subprocess.run([sys.executable, "-m", "devtools.simulate", "pay", "latest",
+                           "--env-file", str(tmp_path / "state" / "dev.env")],
+                          cwd=ROOT, env=local_env(), capture_output=True, text=True, timeout=60)
+
+    assert "webhook answered 200" in paid.stdout, paid.stdout + paid.stderr
+    assert "recorded: status=complete payment_status=paid" in paid.stdout
+
+    os.kill(runner.process.pid, signal.SIGINT)
+
+    assert runner.process.wait(timeout=15) == 0
+    assert runner.ended.wait(timeout=5), "a child still holds run_local's output open"
+    assert not listening(int(emulator.group(2)))
+    assert processes_mentioning(f"--port={emulator.group(2)}") == []  # the emulator's Java included

@@ -63,7 +63,7 @@ def test_create_then_status_over_http(served, standin):
 
     assert created.status_code == 200
     assert set(created.json()) == {"client_secret"}
-    assert status.json() == {"status": "complete", "payment_status": "paid"}
+    assert status.json() == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
 
 
 def test_preflight_over_http(served):

@@ -43,11 +43,54 @@ def test_pay_delivers_a_signed_completed_event_and_the_payment_is_recorded(stack
     assert report.recorded["status"] == "complete"
     assert report.recorded["payment_status"] == "paid"
     assert report.recorded["amount_total"] == 200
-    assert report.status == {"status": "complete", "payment_status": "paid"}
+    assert report.status == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
     assert report.ok
 
 
-def test_async_failure_leaves_the_payment_complete_but_unpaid(stack, config):
+def test_a_partial_refund_is_recorded_and_the_payment_stays_paid(stack, config):
+    session_id = create_session(stack)
+    simulate.pay(config, session_id)
+
+    report = simulate.refund(config, session_id, amount=50)
+
+    assert [(d.event_type, d.status_code) for d in report.deliveries] == [
+        ("refund.created", 200), ("charge.refunded", 200)]
+    assert (report.recorded["amount_refunded"], report.recorded["outcome"]) == (50, "paid")
+    assert report.status["outcome"] == "paid"
+
+
+def test_a_full_refund_makes_the_page_show_refunded(stack, config):
+    session_id = create_session(stack)
+    simulate.pay(config, session_id)
+
+    report = simulate.refund(config, session_id)
+
+    assert (report.recorded["amount_refunded"], report.recorded["refunded"]) == (200, True)
+    assert report.status == {"status": "complete", "payment_status": "paid", "outcome": "refunded"}
+
+
+def test_a_lost_dispute_is_recorded_on_the_payment(stack, config):
+    session_id = create_session(stack)
+    simulate.pay(config, session_id)
+
+    report = simulate.dispute(config, session_id, close="lost")
+
+    assert [d.event_type for d in report.deliveries] == ["charge.dispute.created", "charge.dispute.closed"]
+    assert report.ok
+    assert report.recorded["dispute"]["status"] == "lost"
+    assert report.recorded["outcome"] == "paid"
+
+
+def test_the_events_command_lists_what_the_webhook_handles():
+    result = subprocess.run([sys.executable, "-m", "devtools.simulate", "events"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30)
+
+    from payments.events import HANDLED_EVENTS
+
+    assert result.stdout.strip().split(",") == list(HANDLED_EVENTS)
+
+
+def test_async_failure_leaves_the_payment_complete_unpaid_and_failed(stack, config):
     session_id = create_session(stack)
 
     report = simulate.pay(config, session_id, "async-fail")
@@ -59,7 +102,8 @@ def test_async_failure_leaves_the_payment_complete_but_unpaid(stack, config):
     assert (report.recorded["status"], report.recorded["payment_status"]) == ("complete", "unpaid")
     # Both events may carry the same second; the record then names either, by event id.
     assert report.recorded["last_event_id"] in {d.event_id for d in report.deliveries}
-    assert report.status == {"status": "complete", "payment_status": "unpaid"}
+    assert report.status == {"status": "complete", "payment_status": "unpaid", "outcome": "failed"}
+    assert report.recorded["outcome"] == "failed"
 
 
 def test_async_success_records_the_payment_as_paid(stack, config):
@@ -82,7 +126,7 @@ def test_expire_records_the_session_expired(stack, config):
 
     assert [(d.event_type, d.status_code) for d in report.deliveries] == [("checkout.session.expired", 200)]
     assert report.recorded["status"] == "expired"
-    assert report.status == {"status": "expired", "payment_status": "unpaid"}
+    assert report.status == {"status": "expired", "payment_status": "unpaid", "outcome": "expired"}
 
 
 def test_replay_is_accepted_as_a_duplicate_and_changes_nothing(stack, config):
@@ -127,7 +171,8 @@ def test_command_line_pays_and_prints_the_answer_and_the_record(stack):
     assert result.returncode == 0, result.stderr
     assert "checkout.session.completed" in result.stdout
     assert "webhook answered 200" in result.stdout
-    assert "recorded: status=complete payment_status=paid" in result.stdout
+    assert "recorded: outcome=paid status=complete payment_status=paid" in result.stdout
+    assert result.stdout.startswith("Session ")  # the report alone: no log lines of the store
 
 
 def test_command_line_without_a_stand_in_points_to_the_stripe_cli(tmp_path):

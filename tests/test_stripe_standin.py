@@ -8,6 +8,7 @@ reach application code the way the SDK reports real ones.
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -688,6 +689,21 @@ def test_many_concurrent_keep_alive_connections_are_served(fake_stripe):
 
     assert failures == []
     assert fake_stripe.request_count == workers * 4
+
+
+def test_the_stand_in_reads_only_the_public_stripe_api():
+    """Private SDK modules (stripe._…) can change in any release; the stand-in must survive upgrades."""
+    imported = set()
+    for source in (ROOT / "devtools" / "stripe_standin").glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+
+    stripe_modules = {name for name in imported if name.split(".")[0] == "stripe"}
+    assert stripe_modules  # the check looked at the right files
+    assert [name for name in stripe_modules if any(part.startswith("_") for part in name.split("."))] == []
 
 
 def test_decode_form_builds_nested_lists_and_objects():

@@ -1,7 +1,7 @@
-"""POST /webhook: Stripe tells us what happened to a Checkout Session.
+"""POST /webhook: Stripe tells us what happened to a payment.
 
-verify the signature → store the event and apply it to the payment record
-(one transaction, exactly once per event id) → answer 200. A 2xx tells
+verify the signature → check the event and store it with its change to the
+payment record (one transaction, exactly once per event id) → answer 200. A 2xx tells
 Stripe the event is safe with us, so it is sent only after the store has
 committed; any failure to store answers 5xx and Stripe retries for days.
 """
@@ -14,8 +14,7 @@ import stripe
 
 from common.errors import InvalidRequest
 from common.http import note, read_body
-from common.stripe_rules import CHECKOUT_SESSION_ID, is_id
-from payments.events import HANDLED_EVENTS
+from payments import events
 
 MAX_BODY_BYTES = 1024 * 1024
 # Stripe's default: signatures older than five minutes are replays.
@@ -28,10 +27,10 @@ async def stripe_webhook(request, context) -> tuple[dict, int]:
     event = verify(payload, request.headers.get("stripe-signature"), secrets)
     note(request, event_id=event["id"], event_type=event["type"])
 
-    if event["type"] not in HANDLED_EVENTS:
+    change = events.change_from_event(event)
+    if change is None:  # a type we do not handle: acknowledged, nothing to do
         return {"received": True}, 200
-    check_session_event(event)
-    stored = await context.store().record_event(event)
+    stored = await context.store().record_event(event, change)
     return {"received": True, "duplicate": not stored}, 200
 
 
@@ -73,9 +72,3 @@ def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> d
     ):
         raise InvalidRequest("Webhook body is not a Stripe event.")
     return event
-
-
-def check_session_event(event: dict) -> None:
-    session = event["data"]["object"]
-    if session.get("object") != "checkout.session" or not is_id(CHECKOUT_SESSION_ID, session.get("id")):
-        raise InvalidRequest(f"{event['type']} event does not carry a Checkout Session.")

@@ -8,12 +8,14 @@
 //    (createEmbeddedCheckoutPage, the name since API 2026-03-25.dahlia).
 //    Without one (the Stripe stand-in): show the session id and the command
 //    that completes it.
-// 3. Poll GET /api/checkout/session-status every ~2 s and show open /
-//    processing / paid / expired, stopping once nothing can change.
+// 3. Poll GET /api/checkout/session-status and show its `outcome`:
+//    open (not paid: on the return page, offer the form again), processing
+//    (a delayed method; poll with backoff), paid, failed (offer a new
+//    session), expired, refunded. Polling stops on every terminal outcome.
 //
 // Stripe sends the buyer back to FRONTEND_URL + CHECKOUT_RETURN_PATH with
 // ?session_id=…; the run command serves this page there too, so a returning
-// buyer sees the status of that session.
+// buyer sees the outcome of that session.
 "use strict";
 
 const config = Object.assign(
@@ -23,6 +25,7 @@ const config = Object.assign(
     stripeJsUrl: "https://js.stripe.com/endive/stripe.js",
     simulateCommand: "python -m devtools.simulate pay",
     pollIntervalMs: 2000,
+    maxPollIntervalMs: 15000,
     pollTimeoutMs: 30 * 60 * 1000,
   },
   window.CHECKOUT_CONFIG || {},
@@ -94,25 +97,40 @@ function sessionIdFrom(clientSecret) {
   return clientSecret.split("_secret_")[0];
 }
 
-function describe(session) {
-  const paid = ["paid", "no_payment_required"].includes(session.payment_status);
-  if (session.status === "complete" && paid) return ["paid", "Paid. Thank you!", true];
-  if (session.status === "complete") return ["processing", "Processing: the payment has not settled yet.", false];
-  if (session.status === "expired") return ["expired", "Expired: this checkout can no longer be paid.", true];
-  return ["open", "Waiting for payment…", false];
-}
+// What each outcome shows, and whether polling stops there.
+const OUTCOMES = {
+  open: ["Waiting for payment…", false],
+  processing: ["Processing: your bank is confirming the payment. This page updates by itself.", false],
+  paid: ["Paid. Thank you!", true],
+  failed: ["The payment failed. No money was taken; you can try again.", true],
+  expired: ["Expired: this checkout can no longer be paid.", true],
+  refunded: ["Refunded: the payment was returned to you.", true],
+};
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function pollStatus(sessionId) {
+// Poll until a terminal outcome; `returning` is true on the page Stripe sent the buyer back to.
+async function pollStatus(sessionId, returning = false) {
   const started = Date.now();
   const path = "/api/checkout/session-status?session_id=" + encodeURIComponent(sessionId);
+  let interval = config.pollIntervalMs;
   for (;;) {
     try {
-      const [state, text, terminal] = describe(await callApi(path));
-      showStatus(state, text);
+      const { outcome } = await callApi(path);
+      const [text, terminal] = OUTCOMES[outcome] || OUTCOMES.open;
+      showStatus(outcome, text);
       $("error").hidden = true;
+      if (outcome === "failed") offerRetry();
+      if (outcome === "open" && returning) {
+        // Stripe's guidance: back on the return page still open means the payment
+        // failed or was cancelled in the form; show the form again.
+        showStatus("open", "Not paid yet: the payment did not go through.");
+        offerRetry();
+        return;
+      }
       if (terminal) return;
+      // A delayed payment can take days: back off, up to a limit.
+      interval = outcome === "processing" ? Math.min(interval * 1.5, config.maxPollIntervalMs) : config.pollIntervalMs;
     } catch (error) {
       // Busy or briefly unreachable: keep trying. Anything else will not get better.
       if (!(error.kind === "network" || error.status === 429 || error.status >= 500)) {
@@ -124,8 +142,12 @@ async function pollStatus(sessionId) {
       showStatus("stale", "Stopped checking; reload the page to check again.");
       return;
     }
-    await sleep(config.pollIntervalMs);
+    await sleep(interval);
   }
+}
+
+function offerRetry() {
+  $("retry-button").hidden = false;
 }
 
 function loadScript(src) {
@@ -161,6 +183,8 @@ async function payWithSimulatedCheckout() {
 
 async function pay() {
   $("pay-button").disabled = true;
+  $("retry-button").hidden = true;
+  $("checkout").replaceChildren();
   $("error").hidden = true;
   showStatus("creating", "Creating a checkout session…");
   try {
@@ -176,10 +200,11 @@ async function pay() {
 }
 
 function start() {
+  $("retry-button").addEventListener("click", pay);
   const returning = new URLSearchParams(location.search).get("session_id");
   if (returning) {
     $("pay-button").hidden = true;
-    pollStatus(returning);
+    pollStatus(returning, true);
     return;
   }
   $("pay-button").addEventListener("click", pay);

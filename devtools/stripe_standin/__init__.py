@@ -1,16 +1,19 @@
-"""A local stand-in for the Stripe Checkout Sessions API.
+"""A local stand-in for Stripe's API: Checkout Sessions, Events, and the money after them.
 
 The real ``stripe`` SDK can be pointed at it (``base_addresses={"api": url}``)
 so tests, local runs and benchmarks exercise the genuine client code path:
-form-encoded requests, Stripe-shaped JSON errors, idempotency keys and the
-SDK's own retry logic. Create parameters are checked against the parameter
-types that ship with stripe-python, and ``ui_mode`` is checked against the
-requested API version, so a parameter Stripe would reject fails here too
+form-encoded requests, Stripe-shaped JSON errors, idempotency keys, list
+paging and the SDK's own retry logic. Parameters are checked against the
+parameter types that ship with stripe-python, and ``ui_mode`` against the
+requested API version, so a request Stripe would reject fails here too
 instead of first failing in production.
 
-Besides the Stripe endpoints it offers controls for simulating payments
-(completion, asynchronous payment results, expiry) and for injecting
-latency and failures, both as Python methods and as unauthenticated HTTP
+Stripe's endpoints: Checkout Sessions (create, list, retrieve, expire),
+Events (list with Stripe's paging and filters, retrieve), and retrieving
+PaymentIntents, Charges, Refunds and Disputes. Besides them it offers
+controls for playing Stripe's part (completion, delayed payment results,
+expiry, refunds, disputes), for injecting latency and failures and for
+moving its clock, both as Python methods and as unauthenticated HTTP
 endpoints under ``/_standin/`` so other processes can drive it.
 
 Library use::
@@ -20,7 +23,8 @@ Library use::
             "sk_test_123", base_addresses={"api": standin.base_url}
         )
         session = client.v1.checkout.sessions.create(params={...})
-        events = standin.complete(session.id)
+        events = standin.complete(session.id)       # deliver these to the webhook
+        events = standin.refund_payment(session.id, 50)
 
 Command line::
 
@@ -28,16 +32,21 @@ Command line::
 
 The package, in the order a request meets it:
 
-- ``transport``: the threaded HTTP server and request handler (keep-alive,
-  chunked bodies, cutting connections on stop).
-- ``server``: ``StripeStandin``, with its state behind one lock:
-  authentication, the Checkout Sessions endpoints, idempotency keys,
-  injected faults and latency, the request log, the simulation of payments
-  and expiry, and the ``/_standin/`` admin endpoints.
+- ``transport``: Werkzeug's threaded server and a small WSGI app, with
+  keep-alive between requests and idle connections cut on stop.
+- ``server``: ``StripeStandin``: start and stop, controls, views of what is
+  stored, and the simulation methods.
+- ``api``: the ``/v1`` endpoints: authentication, API versions, injected
+  faults and latency, idempotency keys, the request log.
+- ``admin``: the ``/_standin/`` endpoints, thin wrappers of the methods.
+- ``listing``: Stripe's list paging and the ``created`` / event type filters.
+- ``simulation``: what happens on Stripe's side, and the events it sends.
+- ``state``: everything stored, behind one lock, and the clock.
 - ``params``: form decoding, and parameter checks against stripe-python's
   TypedDicts and the ui_mode / API version rules.
-- ``objects``: line items, prices, Checkout Sessions and events, shaped as
-  Stripe returns them.
+- ``objects``: line items, prices, Checkout Sessions and events;
+  ``payments``: PaymentIntents, Charges, Refunds and Disputes; both shaped
+  as Stripe returns them.
 - ``errors``: ``StripeError`` in Stripe's JSON shape, and the faults
   ``fail_next`` can inject.
 - ``__main__``: the command line.
@@ -65,7 +74,9 @@ from devtools.stripe_standin.params import (
     decode_form,
     validate_create_params,
 )
-from devtools.stripe_standin.server import LOGGED_HEADERS, LoggedRequest, StripeStandin
+from devtools.stripe_standin.api import LOGGED_HEADERS
+from devtools.stripe_standin.server import StripeStandin
+from devtools.stripe_standin.state import LoggedRequest
 
 __all__ = [
     "DEFAULT_API_VERSION",

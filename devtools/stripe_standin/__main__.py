@@ -18,7 +18,9 @@ from devtools.stripe_standin.server import StripeStandin
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Serve until SIGINT or SIGTERM."""
-    parser = argparse.ArgumentParser(description="Local stand-in for Stripe's Checkout Sessions API.")
+    parser = argparse.ArgumentParser(
+        description="Local stand-in for Stripe's API: Checkout Sessions, Events, payments."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument(

@@ -1,5 +1,7 @@
 """The objects Stripe answers with: line items, prices, Checkout Sessions and events.
 
+(PaymentIntents, Charges, Refunds and Disputes are in ``payments``.)
+
 These are what application code reads, so they carry Stripe's fields,
 id prefixes and defaults for each mode and ui_mode. A stored session
 remembers the API version it was created with: responses rename its
@@ -34,13 +36,16 @@ def _random_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(random.choices(_ALPHANUMERIC, k=length))
 
 
-def build_line_items(params: Dict[str, Any], livemode: bool) -> List[Dict[str, Any]]:
+def build_line_items(
+    params: Dict[str, Any], livemode: bool, now: Optional[int] = None
+) -> List[Dict[str, Any]]:
     """Turn ``line_items`` params into Stripe line item objects.
 
     Only inline ``price_data`` is supported: the stand-in keeps no catalogue,
     so a Price or Product id is answered the way Stripe answers an id it does
     not know.
     """
+    now = int(time.time()) if now is None else now
     mode = params["mode"]
     items = []
     currency = params.get("currency")
@@ -63,7 +68,7 @@ def build_line_items(params: Dict[str, Any], livemode: bool) -> List[Dict[str, A
                 param=f"{path}[quantity]",
             )
         price_data = item["price_data"]
-        price = _build_price(price_data, f"{path}[price_data]", livemode)
+        price = _build_price(price_data, f"{path}[price_data]", livemode, now)
         if mode == "payment" and price["recurring"] is not None:
             raise StripeError(
                 400,
@@ -104,7 +109,7 @@ def build_line_items(params: Dict[str, Any], livemode: bool) -> List[Dict[str, A
     return items
 
 
-def _build_price(data: Dict[str, Any], path: str, livemode: bool) -> Dict[str, Any]:
+def _build_price(data: Dict[str, Any], path: str, livemode: bool, now: int) -> Dict[str, Any]:
     if "unit_amount" in data and "unit_amount_decimal" in data:
         raise StripeError(
             400,
@@ -132,7 +137,7 @@ def _build_price(data: Dict[str, Any], path: str, livemode: bool) -> Dict[str, A
         "object": "price",
         "active": False,
         "billing_scheme": "per_unit",
-        "created": int(time.time()),
+        "created": now,
         "currency": data["currency"].lower(),
         "livemode": livemode,
         "metadata": {},
@@ -154,11 +159,14 @@ def _build_price(data: Dict[str, Any], path: str, livemode: bool) -> Dict[str, A
 
 
 def build_session(
-    params: Dict[str, Any], line_items: List[Dict[str, Any]], livemode: bool
+    params: Dict[str, Any],
+    line_items: List[Dict[str, Any]],
+    livemode: bool,
+    now: Optional[int] = None,
 ) -> Dict[str, Any]:
     """A checkout.session object as Stripe returns it right after creation."""
     session_id = _random_id("cs_live_" if livemode else "cs_test_", 58)
-    now = int(time.time())
+    now = int(time.time()) if now is None else now
     ui_mode = params["ui_mode"]
     hosted = ui_mode in _HOSTED_UI_MODES
     mode = params["mode"]
@@ -265,18 +273,30 @@ class _SessionRecord:
 
 def build_event(
     event_type: str,
-    record: _SessionRecord,
+    data_object: Dict[str, Any],
+    *,
+    api_version: str,
+    livemode: bool,
+    created: int,
+    previous_attributes: Optional[Dict[str, Any]] = None,
     request_id: Optional[str] = None,
     idempotency_key: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """A webhook event carrying a snapshot of the session as it is now."""
+    """An event carrying ``data_object`` (a snapshot the caller will not change).
+
+    ``previous_attributes`` is how Stripe shows what an update changed: the
+    old values of the changed fields, on events such as ``charge.refunded``.
+    """
+    data: Dict[str, Any] = {"object": data_object}
+    if previous_attributes is not None:
+        data["previous_attributes"] = previous_attributes
     return {
         "id": _random_id("evt_"),
         "object": "event",
-        "api_version": record.api_version,
-        "created": int(time.time()),
-        "data": {"object": record.snapshot()},
-        "livemode": record.data["livemode"],
+        "api_version": api_version,
+        "created": created,
+        "data": data,
+        "livemode": livemode,
         "pending_webhooks": 1,
         "request": {"id": request_id, "idempotency_key": idempotency_key},
         "type": event_type,

@@ -16,14 +16,14 @@ import functools
 import re
 import sys
 import time
+import types
 import typing
 import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple
 
 from typing_extensions import is_typeddict
 
-import stripe._request_options as _request_options_module
-from stripe._stripe_context import StripeContext
+import stripe
 from stripe.params.checkout import SessionCreateParams
 
 from devtools.stripe_standin.errors import StripeError, _missing, _no_such
@@ -57,7 +57,9 @@ _INTEGER_RE = re.compile(r"^-?\d+$")
 _FORM_KEY_RE = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _FORM_SEGMENT_RE = re.compile(r"\[([^\[\]]*)\]")
 
-_REQUEST_OPTION_KEYS = frozenset(_request_options_module.RequestOptions.__annotations__)
+# Every top-level params TypedDict extends the SDK's RequestOptions (api_key,
+# idempotency_key, ...): client options, never sent as parameters.
+_REQUEST_OPTION_KEYS = frozenset(stripe.RequestOptions.__annotations__)
 
 
 def _is_new_api_version(api_version: str) -> bool:
@@ -143,18 +145,18 @@ def _listify(value: Any) -> Any:
 def _typeddict_fields(cls: type) -> Tuple[Dict[str, Any], frozenset]:
     """Resolved field types and required keys of a stripe params TypedDict.
 
-    The top-level params classes inherit the SDK's RequestOptions (api_key,
-    idempotency_key, ...), which are client options rather than wire
-    parameters, so they are left out. Their annotations refer to names only
-    imported for type checkers, hence the extended namespace.
+    The request options are dropped before resolving: their annotations name
+    types the SDK imports for type checkers only. The rest are forward
+    references to the nested TypedDicts declared beside the class, so they
+    resolve in the namespace of the module that declares it.
     """
-    namespace = {
-        **vars(_request_options_module),
-        "StripeContext": StripeContext,
-        **vars(sys.modules[cls.__module__]),
+    declared = {
+        name: tp for name, tp in cls.__annotations__.items() if name not in _REQUEST_OPTION_KEYS
     }
-    hints = typing.get_type_hints(cls, globalns=namespace)
-    fields = {name: tp for name, tp in hints.items() if name not in _REQUEST_OPTION_KEYS}
+    fields = typing.get_type_hints(
+        types.SimpleNamespace(__annotations__=declared),
+        globalns=vars(sys.modules[cls.__module__]),
+    )
     required = frozenset(cls.__required_keys__) - _REQUEST_OPTION_KEYS
     return fields, required
 
@@ -196,7 +198,7 @@ def check_params(value: Any, tp: Any, path: str = "", name: str = "") -> Any:
     keys, missing required keys, malformed scalars and out-of-range enums.
     """
     origin = typing.get_origin(tp)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:  # "A|B" strings give the latter
         return _check_union(value, typing.get_args(tp), path, name)
     if origin is typing.Literal:
         return _check_enum(value, typing.get_args(tp), path, name)
@@ -387,11 +389,14 @@ def _check_scalar(value: Any, tp: type, path: str) -> Any:
 # Checkout Session rules
 
 
-def validate_create_params(params: Dict[str, Any], api_version: str) -> Dict[str, Any]:
+def validate_create_params(
+    params: Dict[str, Any], api_version: str, now: Optional[float] = None
+) -> Dict[str, Any]:
     """Check create parameters the way Stripe does for this API version.
 
     Returns the normalized parameters. The schema check comes first, as on
     Stripe, so a stray parameter is reported before any business rule.
+    ``now`` is Stripe's clock, which ``expires_at`` is measured from.
     """
     params = check_params(params, SessionCreateParams) or {}
     if "mode" not in params:
@@ -417,7 +422,7 @@ def validate_create_params(params: Dict[str, Any], api_version: str) -> Dict[str
             )
         raise _no_such("customer", params["customer"], "customer")
     if "expires_at" in params:
-        _check_expires_at(params["expires_at"])
+        _check_expires_at(params["expires_at"], time.time() if now is None else now)
     return params
 
 
@@ -455,8 +460,8 @@ def _check_redirect_urls(params: Dict[str, Any]) -> None:
         )
 
 
-def _check_expires_at(expires_at: int) -> None:
-    lifetime = expires_at - time.time()
+def _check_expires_at(expires_at: int, now: float) -> None:
+    lifetime = expires_at - now
     if lifetime > SESSION_LIFETIME_SECONDS + 60:
         raise StripeError(
             400,

@@ -1,10 +1,21 @@
-"""HTTP plumbing: the threaded server and request handler in front of StripeStandin.
+"""HTTP plumbing: Werkzeug's threaded server and a small WSGI app in front of StripeStandin.
 
-Stripe's behaviour lives in ``server``; this module only moves bytes. It is
-kept separate because its concerns are the socket's, not Stripe's: HTTP/1.1
-keep-alive for the SDK's pooled connections, chunked request bodies, a
-listen backlog large enough for benchmarks, replies written in one go, and
-cutting idle connections when the stand-in stops.
+Stripe's behaviour lives in ``server``; this module only moves bytes.
+Werkzeug parses requests (chunked bodies included) and builds responses;
+what is added here is what a stand-in under load needs from its socket:
+
+- Keep-alive. Werkzeug's own handler answers every request with
+  ``Connection: close`` and then drains the socket, because it cannot know
+  whether an application read the whole body. The SDK and the service keep
+  pooled connections to Stripe, and a benchmark at 64 connections must not
+  measure reconnects, so the handler here keeps the connection open
+  whenever the app read the request body in full (it always tries to).
+- One thread per connection, so injected latency (a sleep) never holds up
+  another request.
+- A listen backlog large enough for dozens of connections opening at once,
+  and a bind failure raised as ``OSError`` (Werkzeug would exit the process).
+- Cutting idle kept-alive connections when the stand-in stops, so a client
+  sees the server go away as it would with Stripe.
 """
 
 from __future__ import annotations
@@ -13,15 +24,22 @@ import json
 import socket
 import sys
 import threading
-from email.utils import formatdate
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.wrappers import Request, Response
 
 from devtools.stripe_standin.errors import StripeError
 
 if TYPE_CHECKING:
     from devtools.stripe_standin.server import StripeStandin
+
+# Benchmarks open dozens of connections at once; a short backlog drops SYNs.
+_BACKLOG = 256
+# Set in the WSGI environ once the request body has been read to its end,
+# which is what makes it safe to read the next request from the connection.
+_BODY_READ = "stripe_standin.body_read"
 
 
 class _Reply(NamedTuple):
@@ -39,19 +57,111 @@ def _admin_error(status: int, message: str) -> _Reply:
     return _Reply(status, _json_bytes(error.to_dict()), {})
 
 
-class _StandinServer(ThreadingHTTPServer):
-    """Thread-per-connection server that can cut idle keep-alive connections on stop."""
+def make_app(standin: StripeStandin) -> Callable:
+    """The WSGI app: one request in, ``standin.handle_http`` answers it."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-    # Benchmarks open dozens of connections at once; the default backlog of 5 drops SYNs.
-    request_queue_size = 256
+    @Request.application
+    def app(request: Request) -> Response:
+        try:
+            body = request.get_data(cache=False)
+        except (OSError, HTTPException):  # broken chunk framing, a body cut short
+            return _response(_admin_error(400, "Malformed request body framing."))
+        request.environ[_BODY_READ] = True
+        try:
+            reply = standin.handle_http(
+                request.method, request.path, request.query_string.decode("latin-1"),
+                request.headers, body,
+            )
+        except Exception as error:  # a bug here must not kill the connection silently
+            failure = StripeError(500, f"Stand-in failure: {error!r}", type="api_error")
+            reply = _Reply(500, _json_bytes(failure.to_dict()), {"Stripe-Should-Retry": "false"})
+        return _response(reply)
 
-    def __init__(self, address: Tuple[str, int], standin: StripeStandin):
-        self.standin = standin
+    return app
+
+
+def _response(reply: _Reply) -> Response:
+    return Response(reply.body, status=reply.status, headers=reply.headers,
+                    content_type="application/json")
+
+
+class _Handler(WSGIRequestHandler):
+    """Werkzeug's request handler, keeping HTTP/1.1 connections alive between requests."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "StripeStandin/1.0"
+    sys_version = ""
+    # A reply goes out in one write: buffered here, flushed after each request.
+    wbufsize = -1
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        """Stay quiet: the request log on the stand-in is the record."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        """Errors too: a client hanging up is routine in benchmarks."""
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+        environ = self.make_environ()
+        status, headers, body = _call(self.server.app, environ)
+        self.send_response(int(status.split(" ", 1)[0]))
+        for name, value in headers:
+            self.send_header(name, value)
+        if not environ.get(_BODY_READ):
+            # Unread body bytes would be taken for the next request.
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _call(app: Callable, environ: Dict[str, Any]) -> Tuple[str, List[Tuple[str, str]], bytes]:
+    """Run a WSGI app to completion: its status, headers and whole body."""
+    started: List[Any] = []
+    written: List[bytes] = []
+
+    def start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable:
+        started[:] = [status, headers]
+        return written.append
+
+    chunks: Iterable[bytes] = app(environ, start_response)
+    try:
+        written.extend(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return started[0], started[1], b"".join(written)
+
+
+class _StandinServer(ThreadedWSGIServer):
+    """Werkzeug's thread-per-connection server, able to cut idle connections on stop."""
+
+    def __init__(self, host: str, port: int, app: Callable):
         self._connections: set = set()
         self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # Bound here so a taken port raises OSError; Werkzeug would print and exit.
+        listener = socket.create_server((host, port), family=family, backlog=_BACKLOG)
+        try:
+            super().__init__(host, port, app, _Handler, fd=listener.fileno())
+        finally:
+            listener.close()  # Werkzeug serves from its own duplicate of the socket
 
     def track(self, connection: socket.socket) -> None:
         with self._connections_lock:
@@ -75,83 +185,3 @@ class _StandinServer(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "StripeStandin/1.0"
-    sys_version = ""
-    # Replies go out in one write, and small writes must not wait for ACKs.
-    disable_nagle_algorithm = True
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: the request log on the stand-in is the record."""
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
-
-    def _serve(self) -> None:
-        try:
-            body = self._read_body()
-        except ValueError:
-            self.close_connection = True
-            self._write(_admin_error(400, "Malformed request body framing."))
-            return
-        try:
-            reply = self.server.standin.handle_http(self.command, self.path, self.headers, body)
-        except Exception as error:  # a bug here must not kill the connection silently
-            reply = _Reply(
-                500,
-                _json_bytes(StripeError(500, f"Stand-in failure: {error!r}", type="api_error").to_dict()),
-                {"Stripe-Should-Retry": "false"},
-            )
-        self._write(reply)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self) -> bytes:
-        chunks = []
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-
-    def _write(self, reply: _Reply) -> None:
-        try:
-            reason = HTTPStatus(reply.status).phrase
-        except ValueError:
-            reason = ""
-        lines = [
-            f"HTTP/1.1 {reply.status} {reason}",
-            f"Server: {self.server_version}",
-            f"Date: {formatdate(usegmt=True)}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(reply.body)}",
-        ]
-        lines.extend(f"{name}: {value}" for name, value in reply.headers.items())
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + reply.body)

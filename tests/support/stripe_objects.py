@@ -149,3 +149,41 @@ def event(type: str, session: dict, created: int | None = None, id: str | None =
         "request": {"id": None, "idempotency_key": None},
         "type": type,
     }
+
+
+def charge(payment_intent: str, amount: int = 1900, amount_refunded: int = 0, **overrides) -> dict:
+    """The Charge of a Checkout payment, as charge.refunded carries it."""
+    charge_ = {
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount,
+        "amount_refunded": amount_refunded,
+        "captured": True,
+        "currency": "eur",
+        "livemode": False,
+        "paid": True,
+        "payment_intent": payment_intent,
+        "refunded": amount_refunded >= amount,
+        "status": "succeeded",
+    }
+    charge_.update(overrides)
+    return charge_
+
+
+def dispute(payment_intent: str, status: str = "needs_response", amount: int = 1900, **overrides) -> dict:
+    """A Dispute (chargeback) on the payment's charge."""
+    dispute_ = {
+        "id": new_id("dp"),
+        "object": "dispute",
+        "amount": amount,
+        "charge": new_id("ch"),
+        "created": int(time.time()),
+        "currency": "eur",
+        "livemode": False,
+        "payment_intent": payment_intent,
+        "reason": "fraudulent",
+        "status": status,
+    }
+    dispute_.update(overrides)
+    return dispute_
