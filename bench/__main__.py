@@ -8,7 +8,9 @@ memory. It prints a table and writes it to bench/results.md.
 
 `--project DIR` serves another checkout's main.py (e.g. a `git worktree` of
 an older commit) with this benchmark, which is how before/after figures are
-made with the same tool.
+made with the same tool. `--rate-limit-storage firestore://` counts every
+request in the Firestore emulator instead of in memory: run it beside a plain
+run to see what the shared limiter adds to each create and status.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def parse_args(argv):
     parser.add_argument("--server-cores", type=int, default=1,
                         help="cores each server under test is pinned to, like --cpu on Cloud Run (0: no pinning)")
     parser.add_argument("--project", type=Path, default=procs.ROOT, help="checkout whose main.py is served")
+    parser.add_argument("--rate-limit-storage", default="memory://",
+                        help="RATE_LIMIT_STORAGE_URI of the servers under test, e.g. firestore:// (the emulator)")
     parser.add_argument("--runtime", choices=("deployed", "dev"),
                         help="serve from a virtual environment of requirements.txt alone, as deployed "
                              "(default), or from this development one (default with --quick: no setup)")
@@ -123,16 +127,22 @@ def main(argv=None) -> int:
                       if server_cpus else "not pinned: servers, stand-in and wrk share every core"),
             "Stripe stand-in latency": f"{args.latency * 1000:.0f} ms under load, 0 ms for cold starts",
             "Rate limits": f"RATE_LIMIT_CREATE and RATE_LIMIT_STATUS = {services.BENCH_RATE_LIMIT} "
-                           "(the defaults would answer 429 to a load test from one address)",
+                           "(the defaults would answer 429 to a load test from one address), counted in "
+                           f"{args.rate_limit_storage}"
+                           + (" (the emulator, on the harness cores)" if _counts_in_firestore(args) else ""),
             "Command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
     )
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure; say how much there was
     standin = Standin(scratch)
-    emulator = None if {"cold", "webhook"} <= args.skip else start_firestore(results.notes)
+    needs_emulator = _counts_in_firestore(args) or not {"cold", "webhook"} <= args.skip
+    emulator = start_firestore(results.notes) if needs_emulator else None
+    if _counts_in_firestore(args) and not emulator:
+        raise SystemExit("--rate-limit-storage firestore:// needs the Firestore emulator, which did not start")
     ctx = services.Context(project=args.project, scratch=scratch, standin=standin, threads=threads,
                            workers=args.workers, firestore=emulator.host_port if emulator else None,
                            firestore_project=f"bench-{uuid.uuid4().hex[:8]}", server_cpus=server_cpus,
+                           rate_limit_storage=args.rate_limit_storage,
                            python=runtime.python(log) if args.runtime == "deployed" else None)
     express_problem = "skipped (--skip express)" if "express" in args.skip else services.express_ready()
     if express_problem:
@@ -165,6 +175,10 @@ def main(argv=None) -> int:
         log(f"written to {args.out}")
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def _counts_in_firestore(args) -> bool:
+    return args.rate_limit_storage.startswith("firestore://")
 
 
 def _cores(cores: set[int]) -> str:

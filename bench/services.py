@@ -48,6 +48,7 @@ class Context:
     stripe_base: str | None = None  # where servers reach "Stripe", if not the stand-in itself
     python: Path | None = None  # the interpreter servers run on (bench/runtime.py); None: this one
     extra_env: dict = field(default_factory=dict)
+    rate_limit_storage: str = "memory://"  # RATE_LIMIT_STORAGE_URI of the servers under test
 
     def env(self, store: str = "sqlite", **more) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in settings.NAMES}
@@ -58,7 +59,10 @@ class Context:
             STRIPE_API_BASE=self.stripe_base or self.standin.url,
             RATE_LIMIT_CREATE=BENCH_RATE_LIMIT,
             RATE_LIMIT_STATUS=BENCH_RATE_LIMIT,
+            RATE_LIMIT_STORAGE_URI=self.rate_limit_storage,
         )
+        if self.rate_limit_storage.startswith("firestore://"):
+            env.update(FIRESTORE_EMULATOR_HOST=self.firestore, GOOGLE_CLOUD_PROJECT=self.firestore_project)
         if store == "firestore":
             if not self.firestore:
                 raise RuntimeError("the Firestore emulator is not running")

@@ -1,6 +1,7 @@
 """POST /api/checkout/embedded-session: start an Embedded Checkout session.
 
-parse the body → validate it → ask Stripe for a session → answer with its
+verify App Check (when on) → count the client against its rate → parse the
+body → validate it → ask Stripe for a session → answer with its
 client_secret, which the page hands to Stripe.js to mount the payment form.
 Everything the buyer could tamper with (price, product, return URL) is fixed
 here on the server; the body may only add metadata and a prefilled email.
@@ -8,6 +9,7 @@ here on the server; the body may only add metadata and a prefilled email.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from common.errors import InvalidRequest
@@ -29,13 +31,18 @@ CURRENCY = "usd"
 
 async def create_embedded_session(request, context) -> tuple[dict, int]:
     settings = context.settings
-    await context.limiter().check("create", settings.rate_limit_create, client_ip(request, settings.trusted_proxy_hops))
+    # App Check first: it needs no I/O once its keys are cached, so a request
+    # from outside our app is turned away before it costs a counted write.
+    app_id = await context.app_check().verify(request) if settings.app_check_project_number else None
+    client = client_ip(request, settings.trusted_proxy_hops)
+    await context.limiter().check("create_embedded_session", settings.rate_limit_create, client,
+                                  fail_open=settings.rate_limit_fail_open_create)
     fields = parse_body(await read_body(request, MAX_BODY_BYTES))
     idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
     params = session_params(settings.return_url, **fields)
 
     stripe = await context.stripe()
-    session = await stripe.create_checkout_session(params, idempotency_key)
+    session = await stripe.create_checkout_session(params, scoped_idempotency_key(idempotency_key, client, app_id))
     return {"client_secret": session["client_secret"]}, 200
 
 
@@ -96,6 +103,22 @@ def parse_idempotency_key(value: str | None) -> str | None:
     if not value or len(value) > IDEMPOTENCY_KEY_MAX_CHARS or not value.isascii() or not value.isprintable():
         raise InvalidRequest(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters.")
     return value
+
+
+def scoped_idempotency_key(key: str | None, client: str, app_id: str | None = None) -> str | None:
+    """The key sent to Stripe: the caller's key, scoped to the caller.
+
+    Stripe's idempotency keys are account-wide: passed as they come, two
+    browsers sending the same key and body would get the same session and
+    client_secret. Hashed with the client's address (and the App Check app
+    id when there is one), a retried click from the same caller still gets
+    its session back, and another caller never can. 64 hex digits, well
+    within Stripe's 255 characters.
+    """
+    if key is None:
+        return None
+    scope = f"{client}\n{app_id or ''}\n{key}"
+    return hashlib.sha256(scope.encode("utf-8")).hexdigest()
 
 
 def session_params(return_url: str, metadata: dict | None = None, customer_email: str | None = None) -> dict:

@@ -1,5 +1,6 @@
 """GET /api/checkout/session-status?session_id=…: has this checkout been paid?
 
+verify App Check (when on for status) → count the client against its rate →
 parse the id → check it is a Checkout Session id of our key's mode → answer
 from the payment store if the payment is settled there (paid, failed,
 expired or refunded) → otherwise ask Stripe, record a completed or expired
@@ -23,7 +24,11 @@ from payments.store import StoreUnavailable
 
 async def session_status(request, context) -> tuple[dict, int]:
     settings = context.settings
-    await context.limiter().check("status", settings.rate_limit_status, client_ip(request, settings.trusted_proxy_hops))
+    if settings.app_check_on_status:
+        await context.app_check().verify(request)
+    # Always fail open: a buyer waiting for their result is never refused because the counts are unreachable.
+    await context.limiter().check("session_status", settings.rate_limit_status,
+                                  client_ip(request, settings.trusted_proxy_hops), fail_open=True)
     stripe = await context.stripe()
     session_id = parse_session_id(request.query_params.get("session_id"), stripe.mode)
     note(request, session_id=session_id)

@@ -1,8 +1,8 @@
 """What one instance builds once and hands to every request: its context.
 
-Settings, the Stripe client, the payment store, the rate limiter and the
-resolved secrets are built on first use, from one set of settings, and kept
-here rather than in module globals. `main.py` makes one context per process
+Settings, the Stripe client, the payment store, the rate limiter, the App
+Check verifier and the resolved secrets are built on first use, from one set
+of settings, and kept here rather than in module globals. `main.py` makes one context per process
 from the environment; a test makes its own from the settings it wants, as
 Flask's `create_app(test_config)` does.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from common import logs, ratelimit, secrets
+from common import appcheck, logs, ratelimit, secrets
 from common import settings as settings_module
 from common.settings import Settings
 from common.stripe_api import StripeApi
@@ -29,6 +29,7 @@ class Context:
         self._webhook_secrets: tuple[str, ...] | None = None
         self._store: PaymentStore | None = None
         self._limiter: ratelimit.Limiter | None = None
+        self._app_check: appcheck.AppCheck | None = None
 
     @property
     def settings(self) -> Settings:
@@ -70,8 +71,18 @@ class Context:
 
     def limiter(self) -> ratelimit.Limiter:
         if self._limiter is None:
-            self._limiter = ratelimit.Limiter(self.settings.rate_limit_storage_uri)
+            counts = ratelimit.open_counts(self.settings.rate_limit_storage_uri, self.settings.google_cloud_project)
+            self._limiter = ratelimit.Limiter(counts)
+            if self._limiter.shared:
+                logs.write("INFO", f"Rate limits are counted in {counts.description}.")
         return self._limiter
+
+    def app_check(self) -> appcheck.AppCheck:
+        """The App Check verifier; only asked for when APP_CHECK_PROJECT_NUMBER is set."""
+        if self._app_check is None:
+            settings = self.settings
+            self._app_check = appcheck.AppCheck(settings.app_check_project_number, settings.app_check_jwks_url)
+        return self._app_check
 
     async def close(self) -> None:
         """Close what holds connections (tests and scripts; an instance just exits)."""
@@ -79,3 +90,5 @@ class Context:
             await self._stripe.close()
         if self._store is not None:
             await self._store.close()
+        if self._limiter is not None:
+            await self._limiter.close()

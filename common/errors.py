@@ -28,6 +28,17 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+class CheckUnavailable(Exception):
+    """A check every request must pass could not be made (rate-limit counts or App Check keys unreachable).
+
+    Nobody's fault: the caller may retry after `retry_after` seconds.
+    """
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class SettingError(Exception):
     """A setting is missing or invalid: the operator must fix the deployment.
 

@@ -20,7 +20,10 @@ from common import errors, logs
 from payments.store import StoreUnavailable
 
 PREFLIGHT_MAX_AGE_SECONDS = "3600"
-ALLOWED_HEADERS = "Content-Type, Idempotency-Key"
+# X-Firebase-AppCheck is allowed whether or not App Check is enforced, so a
+# frontend can send tokens before enforcement is switched on, and browsers'
+# cached preflights (PREFLIGHT_MAX_AGE_SECONDS) stay valid when it is.
+ALLOWED_HEADERS = "Content-Type, Idempotency-Key, X-Firebase-AppCheck"
 # A body that has not fully arrived by then is answered 408: a slow client
 # must not hold the request open.
 BODY_TIMEOUT_SECONDS = 5.0
@@ -58,6 +61,9 @@ def answer_for(error: Exception) -> tuple[int, str, dict] | None:
             return 404, str(error), {}
         case errors.RateLimited():
             return 429, "Too many requests; slow down and retry later.", {"Retry-After": str(error.retry_after)}
+        case errors.CheckUnavailable():
+            return 503, "Could not check this request right now; try again shortly.", {
+                "Retry-After": str(error.retry_after)}
         case errors.SettingError():
             return 500, f"Server misconfigured: {error.name} {error.problem}.", {}
         case errors.IdempotencyConflict():

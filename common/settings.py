@@ -27,7 +27,10 @@ DEFAULTS = {
     "RATE_LIMIT_CREATE": "10/minute",
     "RATE_LIMIT_STATUS": "120/minute",
     "RATE_LIMIT_STORAGE_URI": "memory://",
+    "RATE_LIMIT_FAIL_OPEN_CREATE": "true",
     "TRUSTED_PROXY_HOPS": "1",
+    "APP_CHECK_ON_STATUS": "false",
+    "APP_CHECK_JWKS_URL": "https://firebaseappcheck.googleapis.com/v1/jwks",
     "PAYMENTS_COLLECTION": "payments",
     "EVENTS_COLLECTION": "stripe_events",
     "PAYMENT_INTENTS_COLLECTION": "payment_intents",
@@ -37,7 +40,8 @@ DEFAULTS = {
 # processes with none of these but their own.
 NAMES = (
     "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
-    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "TRUSTED_PROXY_HOPS",
+    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "RATE_LIMIT_FAIL_OPEN_CREATE",
+    "TRUSTED_PROXY_HOPS", "APP_CHECK_PROJECT_NUMBER", "APP_CHECK_ON_STATUS", "APP_CHECK_JWKS_URL",
     "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "PAYMENT_INTENTS_COLLECTION",
     "SECRET_MANAGER_ENDPOINT",
     "K_SERVICE", "K_REVISION", "CLOUD_RUN_JOB", "CLOUD_RUN_EXECUTION", "FIRESTORE_EMULATOR_HOST",
@@ -67,7 +71,13 @@ class Settings:
     rate_limit_create: tuple[Rate, ...] = ()
     rate_limit_status: tuple[Rate, ...] = ()
     rate_limit_storage_uri: str = DEFAULTS["RATE_LIMIT_STORAGE_URI"]
+    # Whether create lets requests through (counted by this instance alone) when shared counts are unreachable.
+    rate_limit_fail_open_create: bool = True
     trusted_proxy_hops: int = 1
+    # Firebase App Check: verified on create when the project number is set, and on status too if asked.
+    app_check_project_number: str | None = None
+    app_check_on_status: bool = False
+    app_check_jwks_url: str = DEFAULTS["APP_CHECK_JWKS_URL"]
     payments_store: StoreChoice = StoreChoice("sqlite", DEFAULT_SQLITE_PATH)
     payments_collection: str = DEFAULTS["PAYMENTS_COLLECTION"]
     events_collection: str = DEFAULTS["EVENTS_COLLECTION"]
@@ -107,6 +117,10 @@ def from_env(env: Mapping[str, str]) -> Settings:
         return (env.get(name) or DEFAULTS.get(name, "")).strip()
 
     frontend_url = _frontend_url(get("FRONTEND_URL"))
+    app_check_project_number = _project_number(get("APP_CHECK_PROJECT_NUMBER"))
+    app_check_on_status = _boolean("APP_CHECK_ON_STATUS", get("APP_CHECK_ON_STATUS"))
+    if app_check_on_status and not app_check_project_number:
+        raise SettingError("APP_CHECK_ON_STATUS", "needs APP_CHECK_PROJECT_NUMBER to be set")
     emulator = get("FIRESTORE_EMULATOR_HOST") or None
     return Settings(
         frontend_url=frontend_url,
@@ -116,7 +130,11 @@ def from_env(env: Mapping[str, str]) -> Settings:
         rate_limit_create=_rates("RATE_LIMIT_CREATE", get("RATE_LIMIT_CREATE")),
         rate_limit_status=_rates("RATE_LIMIT_STATUS", get("RATE_LIMIT_STATUS")),
         rate_limit_storage_uri=_storage_uri(get("RATE_LIMIT_STORAGE_URI")),
+        rate_limit_fail_open_create=_boolean("RATE_LIMIT_FAIL_OPEN_CREATE", get("RATE_LIMIT_FAIL_OPEN_CREATE")),
         trusted_proxy_hops=_non_negative_int("TRUSTED_PROXY_HOPS", get("TRUSTED_PROXY_HOPS")),
+        app_check_project_number=app_check_project_number,
+        app_check_on_status=app_check_on_status,
+        app_check_jwks_url=_jwks_url(get("APP_CHECK_JWKS_URL")),
         payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE") or get("CLOUD_RUN_JOB")),
                               emulator=emulator),
         payments_collection=_collection("PAYMENTS_COLLECTION", get("PAYMENTS_COLLECTION")),
@@ -180,7 +198,32 @@ def _rates(name: str, value: str) -> tuple[Rate, ...]:
 
 def _storage_uri(value: str) -> str:
     if "://" not in value:
-        raise SettingError("RATE_LIMIT_STORAGE_URI", "must be a storage URI such as memory:// or redis://host:6379")
+        raise SettingError(
+            "RATE_LIMIT_STORAGE_URI", "must be a storage URI such as memory://, firestore:// or redis://host:6379"
+        )
+    scheme, rest = value.split("://", 1)
+    if scheme == "firestore" and rest:
+        _collection("RATE_LIMIT_STORAGE_URI", rest)  # firestore://COLLECTION names one collection
+    return value
+
+
+def _boolean(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise SettingError(name, "must be true or false")
+    return value.lower() == "true"
+
+
+def _project_number(value: str) -> str | None:
+    """A Firebase project number (digits), not the project id: App Check tokens name the number."""
+    if value and not (value.isascii() and value.isdigit()):
+        raise SettingError("APP_CHECK_PROJECT_NUMBER", "must be the project number (digits), not the project id")
+    return value or None
+
+
+def _jwks_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingError("APP_CHECK_JWKS_URL", "must be an http(s) URL")
     return value
 
 

@@ -22,9 +22,12 @@ from starlette.testclient import TestClient
 from common import settings
 from devtools.stripe_standin import StripeStandin
 
-# Fixtures every module may use: the Firestore emulator (one per session) and
-# a local Secret Manager.
-pytest_plugins = ["tests.support.firestore", "tests.support.secret_manager"]
+# Fixtures every module may use: the Firestore emulator (one per session), a
+# local Secret Manager, a Redis server (one per test) and app processes.
+pytest_plugins = [
+    "tests.support.firestore", "tests.support.secret_manager",
+    "tests.support.redis", "tests.support.served",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "main.py")

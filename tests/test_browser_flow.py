@@ -18,6 +18,7 @@ import tempfile
 import pytest
 import requests
 
+from checkout import create
 from devtools import simulate
 from devtools.run_local import ExamplePageServer
 
@@ -93,8 +94,10 @@ def open_page(driver, url: str) -> None:
     """Load the page and mark the window, so a later check can tell it was never reloaded."""
     driver.get(url)
     driver.execute_script(
-        "window.__loadedOnce = true; let keys = 0;"
-        "crypto.randomUUID = () => `key-from-the-browser-test-${Date.now()}-${++keys}`;"
+        "window.__loadedOnce = true; window.__idempotencyKeys = [];"
+        "crypto.randomUUID = () => {"
+        "  const key = `key-from-the-browser-test-${Date.now()}-${window.__idempotencyKeys.length + 1}`;"
+        "  window.__idempotencyKeys.push(key); return key; };"
     )
 
 
@@ -106,14 +109,16 @@ def test_page_pays_through_cors_and_shows_paid_without_a_reload(browser, stack):
     wait_for(browser, state_is("open"), "the page never showed the new session as open")
     session_id = browser.find_element("id", "session-id").text
     created = stack.standin.session(session_id)
-    # The page's own Idempotency-Key reached Stripe: the preflight allowed the custom header.
+    # The page's own Idempotency-Key reached Stripe, scoped to the caller: the preflight allowed the custom header.
     create_request = [r for r in stack.standin.requests if r.method == "POST" and r.path == "/v1/checkout/sessions"][-1]
 
     report = simulate.pay(simulate.load_config(stack.env_file), session_id)
     wait_for(browser, state_is("paid"), "the page never showed the payment as paid")
 
     assert created["status"] == "open"
-    assert create_request.headers.get("Idempotency-Key").startswith("key-from-the-browser-test-")
+    page_key = browser.execute_script("return window.__idempotencyKeys.at(-1)")
+    assert page_key.startswith("key-from-the-browser-test-")
+    assert create_request.headers.get("Idempotency-Key") == create.scoped_idempotency_key(page_key, "127.0.0.1")
     assert session_id in browser.find_element("id", "simulate-hint").text
     assert report.ok and report.recorded["payment_status"] == "paid"
     assert browser.execute_script("return window.__loadedOnce === true")

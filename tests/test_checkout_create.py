@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from checkout import create
 from tests.conftest import FRONTEND_URL, TEST_KEY
 
 PATH = "/api/checkout/embedded-session"
@@ -125,6 +126,25 @@ def test_same_idempotency_key_returns_the_same_session(client, standin):
 
     assert first == second
     assert len(standin.sessions) == 1
+
+
+def test_the_same_idempotency_key_from_two_clients_gets_two_sessions(client, standin):
+    """Stripe's keys are account-wide; ours are scoped to the caller, so nobody can fetch another's session."""
+    first = client.post(PATH, json={}, headers={"Idempotency-Key": "click-123", "X-Forwarded-For": "203.0.113.7"})
+    other = client.post(PATH, json={}, headers={"Idempotency-Key": "click-123", "X-Forwarded-For": "198.51.100.9"})
+    retry = client.post(PATH, json={}, headers={"Idempotency-Key": "click-123", "X-Forwarded-For": "203.0.113.7"})
+
+    assert first.json() != other.json()
+    assert retry.json() == first.json()
+    assert len(standin.sessions) == 2
+
+
+def test_the_key_sent_to_stripe_is_scoped_and_within_stripes_limit(client, standin):
+    client.post(PATH, json={}, headers={"Idempotency-Key": "k" * 255, "X-Forwarded-For": "203.0.113.7"})
+
+    (sent,) = [r.headers.get("Idempotency-Key") for r in standin.requests if r.path == "/v1/checkout/sessions"]
+    assert sent == create.scoped_idempotency_key("k" * 255, "203.0.113.7")
+    assert "k" * 255 not in sent and len(sent) <= 255
 
 
 def test_same_idempotency_key_with_another_body_is_a_409(client):

@@ -21,7 +21,7 @@ def test_preflight_from_an_allowed_origin_is_a_204_with_cors_headers(client, pat
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == FRONTEND_URL
     assert response.headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
-    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type, Idempotency-Key"
+    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type, Idempotency-Key, X-Firebase-AppCheck"
     assert int(response.headers["Access-Control-Max-Age"]) > 0
     assert response.headers["Vary"] == "Origin"
 

@@ -1,6 +1,14 @@
-"""Per-client-IP limits on create and status."""
+"""Per-client-IP limits on create and status, and what they do when a shared store is down."""
 
 from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from common import ratelimit
 
 CREATE = "/api/checkout/embedded-session"
 STATUS = "/api/checkout/session-status"
@@ -66,3 +74,136 @@ def test_a_bad_rate_setting_is_a_500_naming_it(client, monkeypatch):
 
     assert response.status_code == 500
     assert "RATE_LIMIT_CREATE" in response.json()["error"]
+
+
+def test_a_request_without_a_forwarded_address_is_counted_by_its_peer_address(client, monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+
+    assert client.post(CREATE, json={}).status_code == 200
+    assert client.post(CREATE, json={}).status_code == 429
+
+
+# --------------------------------------------------------------------------
+# A shared store that is down or slow
+
+
+@pytest.fixture
+def black_hole():
+    """A TCP port that accepts connections and never answers: a store that hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+@pytest.fixture(params=["firestore", "redis"])
+def unreachable_store(request, monkeypatch, black_hole):
+    """RATE_LIMIT_STORAGE_URI pointed at a store that refuses connections, or at one that hangs."""
+
+    def point(hangs: bool = False):
+        address = black_hole if hangs else "127.0.0.1:9"  # the discard port: nothing listens
+        if request.param == "firestore":
+            monkeypatch.setenv("RATE_LIMIT_STORAGE_URI", "firestore://")
+            monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", address)
+            monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "outage-test")
+        else:
+            monkeypatch.setenv("RATE_LIMIT_STORAGE_URI", f"redis://{address}")
+
+    point.kind = request.param
+    return point
+
+
+def outage_lines(log_lines) -> list[dict]:
+    return [line for line in log_lines() if line.get("message", "").startswith("Rate-limit counts unavailable")]
+
+
+def test_a_store_outage_lets_create_through_counted_by_the_instance(client, monkeypatch, unreachable_store, log_lines):
+    unreachable_store()
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "2/minute")
+
+    codes = [post_from(client, "203.0.113.7").status_code for _ in range(3)]
+
+    assert codes == [200, 200, 429]
+    lines = outage_lines(log_lines)
+    assert len(lines) == 3
+    assert {line["severity"] for line in lines} == {"WARNING"}
+    assert {line["endpoint"] for line in lines} == {"create_embedded_session"}
+    assert "203.0.113.7" not in repr(lines)
+
+
+def test_with_fail_open_off_a_store_outage_refuses_create_with_a_503(client, monkeypatch, unreachable_store,
+                                                                      standin, log_lines):
+    unreachable_store()
+    monkeypatch.setenv("RATE_LIMIT_FAIL_OPEN_CREATE", "false")
+
+    response = post_from(client, "203.0.113.7")
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.json()["error"]
+    assert standin.request_count == 0
+    (line,) = outage_lines(log_lines)
+    assert line["severity"] == "ERROR" and line["endpoint"] == "create_embedded_session"
+
+
+def test_status_is_never_refused_for_a_store_outage(client, monkeypatch, unreachable_store, log_lines):
+    unreachable_store()
+    monkeypatch.setenv("RATE_LIMIT_FAIL_OPEN_CREATE", "false")
+
+    response = client.get(STATUS, params={"session_id": "cs_test_a1B2c3D4e5F6g7H8i9J0"},
+                          headers={"X-Forwarded-For": "203.0.113.7"})
+
+    assert response.status_code == 404  # answered: the unknown session, not the outage
+    (line,) = outage_lines(log_lines)
+    assert line["severity"] == "WARNING" and line["endpoint"] == "session_status"
+
+
+def test_a_store_that_hangs_is_given_up_after_the_timeout(client, unreachable_store, log_lines):
+    unreachable_store(hangs=True)
+
+    started = time.monotonic()
+    response = post_from(client, "203.0.113.7")
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 200
+    assert ratelimit.SHARED_TIMEOUT_SECONDS <= elapsed < ratelimit.SHARED_TIMEOUT_SECONDS + 1.5
+    (line,) = outage_lines(log_lines)
+    assert line["error"] == "TimeoutError"
+
+
+def test_after_a_failure_the_store_is_left_alone_for_a_pause(client, monkeypatch, unreachable_store, log_lines):
+    """An outage must not add a timeout to every request; the store is tried again after the pause."""
+    unreachable_store(hangs=True)
+    monkeypatch.setattr(ratelimit, "SHARED_PAUSE_SECONDS", 2.0)
+
+    def timed_post() -> float:
+        started = time.monotonic()
+        assert post_from(client, "203.0.113.7").status_code == 200
+        return time.monotonic() - started
+
+    first, during_the_pause = timed_post(), timed_post()
+    time.sleep(max(0.0, 2.2 - during_the_pause))
+    after_the_pause = timed_post()
+
+    assert first >= ratelimit.SHARED_TIMEOUT_SECONDS
+    assert during_the_pause < 0.5
+    assert after_the_pause >= ratelimit.SHARED_TIMEOUT_SECONDS
+    assert [line["error"] for line in outage_lines(log_lines)] == ["TimeoutError"] * 3

@@ -1,9 +1,11 @@
-"""The in-memory moving window behind RATE_LIMIT_* with the default memory:// storage.
+"""The counts behind RATE_LIMIT_*: in memory, and in Redis through `limits`.
 
 `common.ratelimit` counts in memory itself instead of through the `limits`
 library (whose memory storage starts a timer thread every 10 ms under load),
 so these tests pin it to the same notation and the same moving-window
-answers, including under concurrent requests.
+answers, including under concurrent requests. The Redis path runs against a
+real redis-server; Firestore's counts have their own tests
+(tests/test_ratelimit_firestore.py).
 """
 
 from __future__ import annotations
@@ -106,12 +108,24 @@ def test_concurrent_hits_allow_exactly_the_limit():
     assert allowed.count(True) == 100
 
 
+def test_every_rate_of_an_endpoint_is_counted(clock):
+    counts, rates = MemoryCounts(), parse_rates("2/minute; 3/hour")
+
+    answers = [asyncio.run(counts.hit(rates, "create", "203.0.113.7")) for _ in range(3)]
+    clock.now += 61
+    after_a_minute = [asyncio.run(counts.hit(rates, "create", "203.0.113.7")) for _ in range(2)]
+
+    assert answers[:2] == [None, None] and answers[2] == pytest.approx(60)
+    assert after_a_minute[0] is None  # the hour's third hit
+    assert after_a_minute[1] is not None  # the hour is spent although the minute is not
+
+
 def test_counts_kept_through_limits_give_the_same_answers():
     """The path a redis:// storage takes, exercised with limits' own memory storage."""
-    counts, rate = ratelimit.SharedCounts("memory://"), Rate(2, 60, "2/minute")
+    counts, rates = ratelimit.LimitsCounts("memory://"), parse_rates("2/minute")
 
     async def three_hits():
-        return [await counts.hit(rate, "create", "203.0.113.7") for _ in range(3)]
+        return [await counts.hit(rates, "create", "203.0.113.7") for _ in range(3)]
 
     answers = asyncio.run(three_hits())
 
@@ -121,5 +135,55 @@ def test_counts_kept_through_limits_give_the_same_answers():
 
 def test_an_unusable_storage_uri_is_a_setting_error():
     with pytest.raises(ratelimit.SettingError) as refused:
-        ratelimit.SharedCounts("nosuchscheme://somewhere")
+        ratelimit.open_counts("nosuchscheme://somewhere")
     assert refused.value.name == "RATE_LIMIT_STORAGE_URI"
+
+
+def test_each_storage_uri_opens_its_counts():
+    assert isinstance(ratelimit.open_counts("memory://"), MemoryCounts)
+    assert isinstance(ratelimit.open_counts("redis://127.0.0.1:1"), ratelimit.LimitsCounts)
+    firestore_counts = ratelimit.open_counts("firestore://limits_here")
+    assert firestore_counts.description == "Firestore collection limits_here"
+    assert ratelimit.open_counts("firestore://").description == "Firestore collection rate_limits"
+
+
+# --------------------------------------------------------------------------
+# Redis, through limits and the redis package, against a real redis-server
+
+
+async def hits(counts, rates, n: int, key: str = "203.0.113.7") -> list[float | None]:
+    return [await counts.hit(rates, "create_embedded_session", key) for _ in range(n)]
+
+
+def test_redis_allows_exactly_the_rate_then_says_how_long_to_wait(redis_server):
+    counts = ratelimit.LimitsCounts(redis_server.url)
+
+    answers = asyncio.run(hits(counts, parse_rates("3/minute"), 4))
+
+    assert answers[:3] == [None, None, None]
+    assert 59 < answers[3] <= 60
+
+
+def test_redis_counts_are_shared_by_every_client_of_the_server(redis_server):
+    """Two instances' counts, each with its own connection, add up to one limit."""
+    rates = parse_rates("4/minute")
+
+    async def two_instances():
+        first, second = ratelimit.LimitsCounts(redis_server.url), ratelimit.LimitsCounts(redis_server.url)
+        together = await asyncio.gather(*(counts.hit(rates, "create_embedded_session", "203.0.113.7")
+                                          for counts in [first, second] * 5))
+        other_client = await first.hit(rates, "create_embedded_session", "198.51.100.9")
+        return together, other_client
+
+    together, other_client = asyncio.run(two_instances())
+
+    assert together.count(None) == 4
+    assert other_client is None
+
+
+def test_redis_down_is_counts_unavailable(redis_server):
+    counts = ratelimit.LimitsCounts(redis_server.url)
+    redis_server.stop()
+
+    with pytest.raises(ratelimit.CountsUnavailable):
+        asyncio.run(hits(counts, parse_rates("3/minute"), 1))

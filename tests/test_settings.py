@@ -24,7 +24,10 @@ def test_defaults_fill_what_is_not_set():
     assert loaded.rate_limit_create == (Rate(10, 60, "10/minute"),)
     assert loaded.rate_limit_status == (Rate(120, 60, "120/minute"),)
     assert loaded.rate_limit_storage_uri == "memory://"
+    assert loaded.rate_limit_fail_open_create is True
     assert loaded.trusted_proxy_hops == 1
+    assert loaded.app_check_project_number is None and loaded.app_check_on_status is False
+    assert loaded.app_check_jwks_url == "https://firebaseappcheck.googleapis.com/v1/jwks"
     assert loaded.payments_collection == "payments"
     assert loaded.events_collection == "stripe_events"
 
@@ -50,6 +53,11 @@ def test_return_url_joins_frontend_path_and_placeholder():
         ("EVENTS_COLLECTION", "__reserved__"),
         ("RATE_LIMIT_CREATE", "ten per minute"),
         ("RATE_LIMIT_STORAGE_URI", "localhost:6379"),
+        ("RATE_LIMIT_STORAGE_URI", "firestore://limits/nested"),
+        ("RATE_LIMIT_FAIL_OPEN_CREATE", "maybe"),
+        ("APP_CHECK_PROJECT_NUMBER", "herome-example"),
+        ("APP_CHECK_ON_STATUS", "yes"),
+        ("APP_CHECK_JWKS_URL", "firebaseappcheck.googleapis.com/v1/jwks"),
         ("PAYMENTS_STORE", "postgres://db"),
         ("PAYMENTS_STORE", "sqlite://relative.db"),
     ],
@@ -59,6 +67,14 @@ def test_a_bad_value_is_refused_naming_the_setting(name, value):
         load(**{name: value})
 
     assert refused.value.name == name
+
+
+def test_app_check_on_status_needs_the_project_number():
+    with pytest.raises(SettingError) as refused:
+        load(APP_CHECK_ON_STATUS="true")
+
+    assert refused.value.name == "APP_CHECK_ON_STATUS"
+    assert load(APP_CHECK_ON_STATUS="true", APP_CHECK_PROJECT_NUMBER="123456789012").app_check_on_status
 
 
 def test_the_sqlite_store_path_is_the_urls_path():
