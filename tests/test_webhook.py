@@ -245,6 +245,66 @@ def test_signature_just_under_five_minutes_old_is_accepted(webhook, sqlite_payme
     assert sqlite_payments.event_ids() == [completed["id"]]
 
 
+@pytest.mark.parametrize("header", ["t=1,v1=\u00e9".encode("utf-8"), "t=1,v1=\u00e9".encode("latin-1"),
+                                    b"t=1,v1=\x01"], ids=["UTF-8", "Latin-1", "control character"])
+def test_a_signature_header_that_is_not_printable_ascii_is_refused(webhook, sqlite_payments, completed, header):
+    response = webhook.send(content=json.dumps(completed),
+                            headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+
+    assert_refused(response)
+    assert "Stripe-Signature" in response.json()["error"]
+    assert_nothing_stored(sqlite_payments)
+
+
+@pytest.mark.parametrize("ahead", [310, 10 * 365 * 86400], ids=["five minutes and ten seconds", "ten years"])
+def test_signature_dated_beyond_the_tolerance_in_the_future_is_refused(webhook, sqlite_payments, session_id,
+                                                                        completed, ahead):
+    response = webhook.deliver(completed, timestamp=int(time.time()) + ahead)
+
+    assert_refused(response)
+    assert "future" in response.json()["error"]
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_signature_a_little_ahead_of_our_clock_is_accepted(webhook, sqlite_payments, completed):
+    assert webhook.deliver(completed, timestamp=int(time.time()) + 60).status_code == 200
+    assert sqlite_payments.event_ids() == [completed["id"]]
+
+
+@pytest.mark.parametrize("payload", ["[" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000],
+                         ids=["arrays", "objects"])
+def test_signed_body_nested_too_deeply_is_refused(webhook, sqlite_payments, payload):
+    response = webhook.post(payload)
+
+    assert_refused(response)
+    assert "nested too deeply" in response.json()["error"]
+    assert_nothing_stored(sqlite_payments)
+
+
+@pytest.mark.parametrize("where", ["metadata value", "metadata key", "email"])
+def test_signed_event_with_a_lone_surrogate_is_refused(webhook, sqlite_payments, session_id, completed, where):
+    session = completed["data"]["object"]
+    if where == "metadata value":
+        session["metadata"] = {"board": "\ud800"}
+    elif where == "metadata key":
+        session["metadata"] = {"\udfff": "feelings"}
+    else:
+        session["customer_details"] = {**(session.get("customer_details") or {}), "email": "a\ud800@example.com"}
+
+    response = webhook.deliver(completed)  # json.dumps escapes the surrogate as \ud800, as any JSON writer may
+
+    assert_refused(response)
+    assert "Unicode" in response.json()["error"]
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_signed_event_whose_session_id_ends_in_a_newline_is_refused(webhook, sqlite_payments, session_id, completed):
+    completed["data"]["object"]["id"] = session_id + "\n"
+
+    assert_refused(webhook.deliver(completed))
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -8,17 +8,20 @@ committed; any failure to store answers 5xx and Stripe retries for days.
 
 from __future__ import annotations
 
-import json
+import time
 
 import stripe
 
 from common.errors import InvalidRequest
-from common.http import note, read_body
+from common.http import note, parse_json, read_body
 from common.stripe_rules import CHECKOUT_SESSION_ID, is_id
 from payments.events import HANDLED_EVENTS
 
 MAX_BODY_BYTES = 1024 * 1024
-# Stripe's default: signatures older than five minutes are replays.
+# Stripe's default: signatures older than five minutes are replays. The
+# SDK checks only the past; `verify` also refuses a timestamp more than this
+# far in the future, which Stripe never sends and which would make a captured
+# delivery replayable for as long as its clock is ahead.
 TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 
 
@@ -36,13 +39,16 @@ async def stripe_webhook(request, context) -> tuple[dict, int]:
 
 
 def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> dict:
-    """The event, if any accepted secret signed this exact payload recently.
+    """The event, if any accepted secret signed this exact payload within the tolerance of now.
 
     Several secrets are tried so an endpoint secret can be rolled: Stripe
     signs with both the old and the new one while the old one expires.
     """
     if not signature:
         raise InvalidRequest("Missing Stripe-Signature header.")
+    if not (signature.isascii() and signature.isprintable()):
+        # Stripe's header is ASCII; the SDK's constant-time comparison raises on anything else.
+        raise InvalidRequest("Stripe-Signature header is malformed.")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -57,11 +63,10 @@ def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> d
             failure = error
     else:
         raise InvalidRequest(f"Stripe-Signature verification failed: {failure.user_message}")
+    if signed_at(signature) > time.time() + TOLERANCE_SECONDS:
+        raise InvalidRequest("Stripe-Signature verification failed: Timestamp is in the future, beyond the tolerance.")
 
-    try:
-        event = json.loads(text)
-    except ValueError:
-        raise InvalidRequest("Webhook body is not JSON.") from None
+    event = parse_json(payload, "Webhook body")
     if not (
         isinstance(event, dict)
         and event.get("object") == "event"
@@ -73,6 +78,11 @@ def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> d
     ):
         raise InvalidRequest("Webhook body is not a Stripe event.")
     return event
+
+
+def signed_at(signature: str) -> int:
+    """The header's timestamp, read as the SDK reads it (the first `t=`) once the SDK has accepted the header."""
+    return int(next(item.split("=", 2)[1] for item in signature.split(",") if item.split("=", 2)[0] == "t"))
 
 
 def check_session_event(event: dict) -> None:
