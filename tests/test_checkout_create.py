@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.conftest import FRONTEND_URL, TEST_KEY
+from checkout.create import LABEL_CHARS, parse_body
+from common.errors import InvalidRequest
+from common.stripe_rules import METADATA_KEY_MAX_CHARS, METADATA_MAX_KEYS, METADATA_VALUE_MAX_CHARS
+from tests.conftest import FRONTEND_URL, ROOT, TEST_KEY
+from tests.test_http import ANY_TEXT, JSON_VALUES, strings_in
 
 PATH = "/api/checkout/embedded-session"
 
@@ -339,3 +345,33 @@ def test_the_deployed_function_answers_like_the_api(function_client):
 
     assert response.status_code == 200
     assert set(response.json()) == {"client_secret"}
+
+
+# -- properties of the body validator ---------------------------------------------------
+
+# Text a message may hold because we wrote it (Hypothesis tries the code's own string constants as input).
+OUR_WORDS = "".join((ROOT / path).read_text() for path in ("checkout/create.py", "common/http.py"))
+KEYS = st.sampled_from(["metadata", "customer_email"]) | ANY_TEXT
+METADATA = st.dictionaries(st.text(max_size=45) | ANY_TEXT, st.text(max_size=510) | JSON_VALUES, max_size=55)
+BODIES = st.dictionaries(KEYS, METADATA | st.emails() | JSON_VALUES, max_size=3) | JSON_VALUES
+
+
+@given(BODIES)
+def test_a_body_is_accepted_within_stripes_limits_or_refused_quoting_nothing(body):
+    raw = json.dumps(body).encode("ascii")
+
+    try:
+        fields = parse_body(raw)
+    except InvalidRequest as refused:
+        message = str(refused)
+        assert len(message) < 120
+        quoted = [s for s in strings_in(body) if len(s) > LABEL_CHARS and s in message and s not in OUR_WORDS]
+        assert not quoted
+        return
+    assert set(fields) <= {"metadata", "customer_email"}
+    metadata = fields.get("metadata", {})
+    assert len(metadata) <= METADATA_MAX_KEYS
+    for key, value in metadata.items():
+        assert 1 <= len(key) <= METADATA_KEY_MAX_CHARS and "[" not in key and "]" not in key
+        assert isinstance(value, str) and len(value) <= METADATA_VALUE_MAX_CHARS
+    json.dumps(fields, ensure_ascii=False).encode("utf-8")  # nothing Stripe's form encoding would choke on
