@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from typing import Awaitable, Callable
 
@@ -110,6 +111,7 @@ def endpoint(name: str, handler: Handler, context, methods: tuple[str, ...], cor
         return response
 
     serve.__name__ = serve.__qualname__ = name
+    serve.allowed_methods = allowed  # what its Allow header lists; the API description is checked against it
     return serve
 
 
@@ -218,14 +220,17 @@ def parse_json(raw: bytes, what: str = "Request body"):
     Every string in it, keys included, is checked here once for valid
     Unicode: a lone surrogate (`"\\ud800"`) parses, but cannot be encoded
     for Stripe, a store or a log. Nesting deeper than the parser's recursion
-    limit is refused too, and so are NaN and Infinity, which are not JSON.
+    limit is refused too, and so are NaN and Infinity, which are not JSON,
+    and numbers too large for a float. A whole number written with a
+    fraction or an exponent (`2.0`, `2e3`) is read as the integer it is, as
+    JSON Schema reads it.
     """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise errors.InvalidRequest(f"{what} is not UTF-8 text.") from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_number)
     except RecursionError:
         raise errors.InvalidRequest(f"{what} is nested too deeply.") from None
     except ValueError:
@@ -237,6 +242,14 @@ def parse_json(raw: bytes, what: str = "Request body"):
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number too large")
+    # Past 2**53 a float no longer spells one integer exactly: it stays a float.
+    return int(value) if value.is_integer() and abs(value) <= 2**53 else value
 
 
 def _holds_lone_surrogate(value) -> bool:

@@ -28,6 +28,11 @@ MAX_HEAD_BYTES = 16 * 1024
 # connection is closed sooner, by uvicorn's own keep-alive timeout.
 HEAD_TIMEOUT_SECONDS = 5.0
 HEAD_TOO_LARGE = (431, f"Request line and headers are larger than {MAX_HEAD_BYTES} bytes.")
+# The methods functions-framework routes to the function, which then allows
+# its own few. Starlette would answer any other (TRACE, CONNECT, …) with a
+# text/plain 405; it is answered here, in JSON, with the same Allow.
+ROUTED_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH")
+NOT_ROUTED = (405, "Method not allowed.")
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -61,6 +66,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEAD_BYTES:
             self._refusal = HEAD_TOO_LARGE
             raise ValueError("request head too large")
+        if self.parser.get_method().decode("ascii") not in ROUTED_METHODS:
+            self._refusal = NOT_ROUTED
+            raise ValueError("method not routed")
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -95,9 +103,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         """Answer with a JSON error and close: the rest of the connection cannot be parsed."""
         body = json.dumps({"error": message}).encode("ascii")
-        reason = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        reason = {400: b"Bad Request", 405: b"Method Not Allowed", 408: b"Request Timeout",
+                  431: b"Request Header Fields Too Large"}[status]
         head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        if status == 405:
+            head.append(b"allow: " + ", ".join(ROUTED_METHODS).encode("ascii") + b"\r\n")
         head += [
             b"content-type: application/json\r\n",
             b"cache-control: no-store\r\n",

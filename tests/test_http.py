@@ -69,3 +69,15 @@ def test_an_answer_is_json_whatever_text_it_carries(body, status):
     assert response.status_code == status
     assert json.loads(response.body) is not None
     assert response.headers["content-type"] == "application/json"
+
+
+def test_a_whole_number_written_as_a_float_is_the_integer():
+    """JSON Schema reads 2.0 as the integer 2; so does the service, so a Stripe time or amount so written is read."""
+    assert parse_json(b'{"created": 1767225600.0, "amount": 2e2, "rate": 8.25}') == {
+        "created": 1767225600, "amount": 200, "rate": 8.25}
+    assert type(parse_json(b"2.0")) is int
+
+
+def test_a_number_too_large_for_a_float_is_not_json():
+    with pytest.raises(InvalidRequest, match="not JSON"):
+        parse_json(b'{"amount_total": 1e400}')

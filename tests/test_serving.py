@@ -95,6 +95,16 @@ def test_bytes_that_are_not_http_are_a_json_400_and_the_connection_closes(api, r
     assert answer.json()["error"]
 
 
+@pytest.mark.parametrize("method", [b"TRACE", b"CONNECT"])
+def test_a_method_no_endpoint_is_routed_for_is_a_json_405(api, method):
+    target = b"127.0.0.1:443" if method == b"CONNECT" else CREATE
+    answer = send_and_read(api, method + b" " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    assert answer.status == 405
+    assert answer.json()["error"]
+    assert answer.headers["allow"] == "GET, POST, PUT, DELETE, OPTIONS, HEAD, PATCH"
+
+
 # -- the request head: bounded in size and time ------------------------------------
 
 

@@ -72,6 +72,7 @@ def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> d
         and event.get("object") == "event"
         and isinstance(event.get("id"), str)
         and isinstance(event.get("type"), str)
+        and event["type"]
         and isinstance(event.get("created"), int)
         and isinstance(event.get("data"), dict)
         and isinstance(event["data"].get("object"), dict)
