@@ -629,3 +629,22 @@ def test_secrets_never_appear_in_responses_or_logs(webhook, sqlite_payments, sta
     seen += [json.dumps(line) for line in log_lines()]
     for secret in (WEBHOOK_SECRET, NEW_SECRET, TEST_KEY, client_secret):
         assert not [text for text in seen if secret in text]
+
+
+def test_no_body_content_reaches_a_log_or_an_answer(webhook, sqlite_payments, completed, log_lines):
+    completed["data"]["object"]["metadata"] = {"child": "Sam Smith, DOB 2019-01-02"}
+    completed["data"]["object"]["customer_details"] = {"email": "sam.smith.parent@example.com"}
+    payload = json.dumps(completed)
+    log_lines()
+
+    responses = [
+        webhook.post(payload),
+        webhook.send(content=payload, headers={"Stripe-Signature": "garbage"}),
+        webhook.post(payload.replace('"object": "event"', '"object": "Sam Smith"')),
+        webhook.post("Sam Smith, DOB 2019-01-02"),
+    ]
+
+    assert [r.status_code for r in responses] == [200, 400, 400, 400]
+    seen = json.dumps(log_lines()) + "".join(r.text for r in responses)
+    for fragment in ("Sam", "Smith", "2019-01-02", "sam.smith.parent"):
+        assert fragment not in seen
