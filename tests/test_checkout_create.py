@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkout.create import LABEL_CHARS, parse_body
@@ -356,6 +356,7 @@ METADATA = st.dictionaries(st.text(max_size=45) | ANY_TEXT, st.text(max_size=510
 BODIES = st.dictionaries(KEYS, METADATA | st.emails() | JSON_VALUES, max_size=3) | JSON_VALUES
 
 
+@settings(deadline=None)  # the first email imports email_validator
 @given(BODIES)
 def test_a_body_is_accepted_within_stripes_limits_or_refused_quoting_nothing(body):
     raw = json.dumps(body).encode("ascii")
