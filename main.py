@@ -5,7 +5,9 @@ every path from one service (Cloud Run, and local runs with
 `functions-framework --target=api`). The work lives in `checkout/` and
 `webhook/`; `common.http.endpoint` adds method and origin checks, CORS,
 JSON errors and the log line around it. What requests share (settings,
-Stripe client, store, limiter) lives in one context per process.
+Stripe client, store, limiter) lives in one context per process. The
+server's own limits on a request's head are set here, while gunicorn's
+master loads this file (`common.serving`).
 """
 
 import common.coldstart  # noqa: F401 - first, before anything imports stripe: see its docstring
@@ -14,12 +16,14 @@ from checkout import create, status
 from common import logs
 from common.context import Context
 from common.http import HttpError, endpoint
+from common.serving import bound_request_heads
 from webhook import handler
 
 # This module is each process's entry point, so the one place that sends
 # Python's logging and warnings (ours and the libraries') through the JSON
 # writer; a Context stays free of process-wide effects.
 logs.install()
+bound_request_heads()
 context = Context()
 
 

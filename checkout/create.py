@@ -10,10 +10,9 @@ here on the server; the body may only add metadata and a prefilled email.
 from __future__ import annotations
 
 import hashlib
-import json
 
 from common.errors import InvalidRequest
-from common.http import client_ip, read_body
+from common.http import client_ip, parse_json, read_body
 from common.stripe_rules import (
     IDEMPOTENCY_KEY_MAX_CHARS,
     METADATA_KEY_MAX_CHARS,
@@ -27,6 +26,8 @@ PRODUCT_NAME = "Hero Me Feelings - Personalized AAC Board"
 PRODUCT_DESCRIPTION = "AI-powered personalized feelings board with 24+ custom images"
 UNIT_AMOUNT_CENTS = 200
 CURRENCY = "usd"
+# How much of a client's key an error message may show.
+LABEL_CHARS = 8
 
 
 async def create_embedded_session(request, context) -> tuple[dict, int]:
@@ -50,15 +51,12 @@ def parse_body(raw: bytes) -> dict:
     """The optional fields of the request body, validated; {} for an empty body."""
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("Request body must be JSON.")
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object.")
-    unknown = sorted(set(body) - {"metadata", "customer_email"})
+    unknown = [key for key in body if key not in ("metadata", "customer_email")]
     if unknown:
-        raise InvalidRequest(f"Unknown field: {unknown[0]}. Allowed fields: metadata, customer_email.")
+        raise InvalidRequest(f"Unknown field: {label(unknown[0])}. Allowed fields: metadata, customer_email.")
 
     fields = {}
     if body.get("metadata") is not None:
@@ -73,16 +71,28 @@ def validate_metadata(metadata) -> dict:
         raise InvalidRequest("metadata must be an object of string values.")
     if len(metadata) > METADATA_MAX_KEYS:
         raise InvalidRequest(f"metadata may have at most {METADATA_MAX_KEYS} keys.")
-    for key, value in metadata.items():
+    for position, (key, value) in enumerate(metadata.items(), start=1):
         if not key or len(key) > METADATA_KEY_MAX_CHARS or "[" in key or "]" in key:
             raise InvalidRequest(
-                f"metadata keys must be 1-{METADATA_KEY_MAX_CHARS} characters without '[' or ']'."
+                f"metadata keys must be 1-{METADATA_KEY_MAX_CHARS} characters without '[' or ']' (entry {position})."
             )
         if not isinstance(value, str):
-            raise InvalidRequest(f"metadata.{key} must be a string.")
+            raise InvalidRequest(f"metadata.{label(key)} (entry {position}) must be a string.")
         if len(value) > METADATA_VALUE_MAX_CHARS:
-            raise InvalidRequest(f"metadata.{key} must be at most {METADATA_VALUE_MAX_CHARS} characters.")
+            raise InvalidRequest(
+                f"metadata.{label(key)} (entry {position}) must be at most {METADATA_VALUE_MAX_CHARS} characters."
+            )
     return metadata
+
+
+def label(key: str) -> str:
+    """How a message names a client's key: a short prefix of letters, digits, '_' and '-', never the key at length.
+
+    A key may be anything a buyer typed (a child's name, a birth date); the
+    message goes back to the page and may be shown or reported.
+    """
+    shown = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "?" for c in key[:LABEL_CHARS])
+    return shown + "..." if len(key) > LABEL_CHARS else shown
 
 
 def validate_email(value) -> str:

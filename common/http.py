@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import math
+import re
 from typing import Awaitable, Callable
 
 from starlette.requests import ClientDisconnect, Request
@@ -108,8 +109,7 @@ def endpoint(name: str, handler: Handler, context, methods: tuple[str, ...], cor
             if cors and request.method == "OPTIONS" and "origin" in request.headers:
                 return _preflight(request, context)
             if request.method not in methods:
-                raise HttpError(405, f"Method {request.method} not allowed; use {', '.join(methods)}.",
-                                {"Allow": ", ".join(allowed)})
+                raise HttpError(405, f"Method not allowed; use {', '.join(methods)}.", {"Allow": ", ".join(allowed)})
             origin = _allowed_origin(request, context) if cors else None
             if cors and origin is None and "origin" in request.headers:
                 raise HttpError(403, "Origin not allowed; add it to ALLOWED_ORIGINS.", {"Vary": "Origin"})
@@ -124,6 +124,7 @@ def endpoint(name: str, handler: Handler, context, methods: tuple[str, ...], cor
         return response
 
     serve.__name__ = serve.__qualname__ = name
+    serve.allowed_methods = allowed  # what its Allow header lists; the API description is checked against it
     return serve
 
 
@@ -200,12 +201,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The raw body: 413 past `limit` bytes, 408 if it has not all arrived within BODY_TIMEOUT_SECONDS.
 
     The declared length is checked first so a large upload is refused
-    without being read; a chunked body is read only to one byte past the limit.
+    without being read; a chunked body is read only to one byte past the
+    limit. Both refusals close the connection: the rest of the body is not
+    read, so the connection cannot carry another request.
     """
-    too_large = HttpError(413, f"Request body is larger than {limit} bytes.")
+    close = {"Connection": "close"}
+    too_large = HttpError(413, f"Request body is larger than {limit} bytes.", close)
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise too_large if declared.isdigit() else HttpError(400, "Content-Length is not a number.")
+        raise too_large if declared.isdigit() else HttpError(400, "Content-Length is not a number.", close)
     chunks, size = [], 0
     try:
         async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
@@ -215,10 +219,69 @@ async def read_body(request: Request, limit: int) -> bytes:
                     raise too_large
                 chunks.append(chunk)
     except TimeoutError:
-        raise HttpError(408, f"Request body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds.") from None
+        raise HttpError(408, f"Request body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds.", close) from None
     except ClientDisconnect:
         raise HttpError(400, "The connection closed before the body arrived.") from None
     return b"".join(chunks)
+
+
+# A JSON escape of a UTF-16 surrogate; only then can a parsed string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def parse_json(raw: bytes, what: str = "Request body"):
+    """The JSON value in `raw`, or InvalidRequest naming `what`; no text of it is quoted.
+
+    Every string in it, keys included, is checked here once for valid
+    Unicode: a lone surrogate (`"\\ud800"`) parses, but cannot be encoded
+    for Stripe, a store or a log. Nesting deeper than the parser's recursion
+    limit is refused too, and so are NaN and Infinity, which are not JSON,
+    and numbers too large for a float. A whole number written with a
+    fraction or an exponent (`2.0`, `2e3`) is read as the integer it is, as
+    JSON Schema reads it.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidRequest(f"{what} is not UTF-8 text.") from None
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_number)
+    except RecursionError:
+        raise errors.InvalidRequest(f"{what} is nested too deeply.") from None
+    except ValueError:
+        raise errors.InvalidRequest(f"{what} is not JSON.") from None
+    if _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(value):
+        raise errors.InvalidRequest(f"{what} holds text that is not valid Unicode (a lone surrogate).")
+    return value
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number too large")
+    # Past 2**53 a float no longer spells one integer exactly: it stays a float.
+    return int(value) if value.is_integer() and abs(value) <= 2**53 else value
+
+
+def _holds_lone_surrogate(value) -> bool:
+    """Walked with a list, not recursion: the value may be nested nearly as deep as the parser allows."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def client_ip(request: Request, trusted_hops: int) -> str:

@@ -88,7 +88,10 @@ class Secrets:
         data = response.payload.data
         if response.payload.data_crc32c != google_crc32c.value(data):
             raise SettingError(setting, "failed its CRC32C check when read from Secret Manager")
-        return data.decode("utf-8").strip()
+        try:
+            return data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise SettingError(setting, "is not UTF-8 text in Secret Manager") from None
 
     def _get_client(self):
         if self._client is None:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from checkout import create
-from tests.conftest import FRONTEND_URL, TEST_KEY
+from checkout.create import LABEL_CHARS, parse_body
+from common.errors import InvalidRequest
+from common.stripe_rules import METADATA_KEY_MAX_CHARS, METADATA_MAX_KEYS, METADATA_VALUE_MAX_CHARS
+from tests.conftest import FRONTEND_URL, ROOT, TEST_KEY
+from tests.test_http import ANY_TEXT, JSON_VALUES, strings_in
 
 PATH = "/api/checkout/embedded-session"
 
@@ -100,6 +106,108 @@ def test_bad_body_is_refused_without_calling_stripe(client, standin, body, field
     assert response.status_code == 400
     assert field in response.json()["error"]
     assert standin.request_count == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        r'{"metadata": {"note": "\ud800"}}',
+        r'{"metadata": {"\udfff": "x"}}',
+        r'{"\ud800": 1}',
+        r'{"customer_email": "a\udbff@example.com"}',
+        r'{"metadata": {"note": "\ude00\ud83d"}}',
+    ],
+    ids=["in a metadata value", "in a metadata key", "in an unknown key", "in the email", "a pair in the wrong order"],
+)
+def test_a_lone_surrogate_anywhere_is_a_400_before_stripe(client, standin, body, log_lines):
+    response = client.post(PATH, content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert "Unicode" in response.json()["error"]
+    assert standin.request_count == 0
+    assert [line["status"] for line in log_lines() if line.get("endpoint") == "create_embedded_session"] == [400]
+
+
+def test_an_escaped_surrogate_pair_is_text_and_is_accepted(client, standin):
+    response = client.post(PATH, content=r'{"metadata": {"mood": "\ud83d\ude00"}}',
+                           headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 200
+    assert created_params(standin)["metadata"] == {"mood": "\U0001F600"}
+
+
+@pytest.mark.parametrize("body", ["[" * 16000, "[" * 8000 + "]" * 8000, '{"m":' * 2500 + "1" + "}" * 2500],
+                         ids=["unclosed arrays", "closed arrays", "objects"])
+def test_json_nested_too_deeply_is_a_400(client, standin, body):
+    assert len(body) <= 16 * 1024
+
+    response = client.post(PATH, content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["error"]
+    assert standin.request_count == 0
+
+
+@pytest.mark.parametrize("body", ['{"metadata": NaN}', '{"metadata": {"a": Infinity}}', "-Infinity"])
+def test_nan_and_infinity_are_not_json(client, standin, body):
+    response = client.post(PATH, content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert "not JSON" in response.json()["error"]
+
+
+PRIVATE_TEXT = "child: Sam Smith, DOB 2019-01-02"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {PRIVATE_TEXT: "x"},
+        {"metadata": {PRIVATE_TEXT: 1}},
+        {"metadata": {PRIVATE_TEXT: "v" * 501}},
+        {"metadata": {PRIVATE_TEXT + " and more": "v"}},
+        {"customer_email": PRIVATE_TEXT},
+    ],
+    ids=["unknown field", "value not a string", "value too long", "key too long", "not an email"],
+)
+def test_a_refusal_quotes_no_client_text_in_its_answer_or_the_log(client, standin, log_lines, body):
+    log_lines()
+
+    response = client.post(PATH, json=body)
+
+    assert response.status_code == 400
+    logged = json.dumps(log_lines())
+    for fragment in ("Sam", "Smith", "2019-01-02"):
+        assert fragment not in response.text
+        assert fragment not in logged
+
+
+def test_a_key_is_named_by_its_position_and_a_short_prefix(client):
+    response = client.post(PATH, json={"metadata": {"board": "v1", "child_name_and_age": 7}})
+
+    assert response.json()["error"] == "metadata.child_na... (entry 2) must be a string."
+
+
+def test_a_16_kib_unknown_key_gives_a_short_answer_and_log_line(client, log_lines):
+    log_lines()
+
+    response = client.post(PATH, content=json.dumps({"k" * 16000: 1}), headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert len(response.text) < 200
+    assert all(len(json.dumps(line)) < 500 for line in log_lines())
+
+
+def test_a_request_stripe_refuses_is_a_500_that_says_it_is_ours(client, standin, log_lines):
+    standin.fail_next(1, status=400)
+
+    response = client.post(PATH, json={})
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "Our request to the payment provider was wrong; it has been logged."}
+    (line,) = [entry for entry in log_lines() if entry.get("endpoint") == "create_embedded_session"]
+    assert line["error"] == "ProviderRefused"
+    assert line["stripe_request_id"].startswith("req_")
 
 
 def test_metadata_at_stripes_limits_is_accepted(client):
@@ -257,3 +365,34 @@ def test_the_deployed_function_answers_like_the_api(function_client):
 
     assert response.status_code == 200
     assert set(response.json()) == {"client_secret"}
+
+
+# -- properties of the body validator ---------------------------------------------------
+
+# Text a message may hold because we wrote it (Hypothesis tries the code's own string constants as input).
+OUR_WORDS = "".join((ROOT / path).read_text() for path in ("checkout/create.py", "common/http.py"))
+KEYS = st.sampled_from(["metadata", "customer_email"]) | ANY_TEXT
+METADATA = st.dictionaries(st.text(max_size=45) | ANY_TEXT, st.text(max_size=510) | JSON_VALUES, max_size=55)
+BODIES = st.dictionaries(KEYS, METADATA | st.emails() | JSON_VALUES, max_size=3) | JSON_VALUES
+
+
+@settings(deadline=None)  # the first email imports email_validator
+@given(BODIES)
+def test_a_body_is_accepted_within_stripes_limits_or_refused_quoting_nothing(body):
+    raw = json.dumps(body).encode("ascii")
+
+    try:
+        fields = parse_body(raw)
+    except InvalidRequest as refused:
+        message = str(refused)
+        assert len(message) < 120
+        quoted = [s for s in strings_in(body) if len(s) > LABEL_CHARS and s in message and s not in OUR_WORDS]
+        assert not quoted
+        return
+    assert set(fields) <= {"metadata", "customer_email"}
+    metadata = fields.get("metadata", {})
+    assert len(metadata) <= METADATA_MAX_KEYS
+    for key, value in metadata.items():
+        assert 1 <= len(key) <= METADATA_KEY_MAX_CHARS and "[" not in key and "]" not in key
+        assert isinstance(value, str) and len(value) <= METADATA_VALUE_MAX_CHARS
+    json.dumps(fields, ensure_ascii=False).encode("utf-8")  # nothing Stripe's form encoding would choke on

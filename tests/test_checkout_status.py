@@ -54,6 +54,9 @@ def test_missing_session_id_is_a_400(client, standin):
         "cs_test_abc%2F..",
         "cs_test_" + "a" * 201,
         "cs_prod_abc",
+        "cs_test_abc\n",
+        "cs_test_abc\r\n",
+        "cs_test_abc\x00",
     ],
 )
 def test_an_id_that_is_not_a_checkout_session_never_reaches_stripe(client, standin, value):

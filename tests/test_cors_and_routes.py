@@ -53,6 +53,38 @@ def test_response_to_another_origin_has_no_allow_origin(client):
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/json"])
+def test_a_post_from_another_origin_is_refused_before_any_work(client, standin, content_type):
+    """A cross-site form or text/plain POST needs no preflight: the origin check must stop it."""
+    response = client.post(CREATE, content="{}", headers={"Origin": "https://evil.example", "Content-Type": content_type})
+
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert standin.request_count == 0
+
+
+def test_a_status_read_from_another_origin_is_refused_before_any_work(client, standin):
+    response = client.get(STATUS, params={"session_id": "cs_test_abc"}, headers={"Origin": "https://evil.example"})
+
+    assert response.status_code == 403
+    assert standin.request_count == 0
+
+
+def test_a_request_without_origin_is_served(client, standin):
+    """Servers and curl send no Origin: they are not browsers, and CORS does not concern them."""
+    assert client.post(CREATE, json={}).status_code == 200
+    assert standin.request_count == 1
+
+
+@pytest.mark.parametrize("path, allow", [(CREATE, "POST, OPTIONS"), (STATUS, "GET, OPTIONS")])
+def test_options_without_origin_is_a_405_not_a_refused_preflight(client, path, allow):
+    response = client.options(path)
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allow
+    assert "error" in response.json()
+
+
 def test_allowed_origins_setting_replaces_the_frontend_default(client, monkeypatch):
     monkeypatch.setenv("ALLOWED_ORIGINS", "https://app.example, https://staging.example")
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import stripe
@@ -83,6 +86,82 @@ def test_a_plain_value_never_touches_secret_manager(client, secret_manager_serve
 
     assert client.post(CREATE, json={}).status_code == 200
     assert sum(secret_manager_server.calls.values()) == 0
+
+
+# -- Secret Manager slow or unreachable: bounded, single-flight, failure remembered ----------------
+
+# What a buyer's page may wait for at worst: the read's own bound, plus a little.
+ANSWER_WITHIN_SECONDS = 10
+
+
+def closed_port_address() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def concurrent_creates(client, count: int) -> list[tuple[object, float]]:
+    """`count` create requests at once; each answer with how long it took."""
+
+    def create(_):
+        started = time.monotonic()
+        response = client.post(CREATE, json={})
+        return response, time.monotonic() - started
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(create, range(count)))
+
+
+def assert_json_500_naming_the_key(response):
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert "STRIPE_SECRET_KEY" in response.json()["error"]
+
+
+def test_a_stalled_secret_manager_is_a_json_500_naming_the_setting_within_ten_seconds(client, secret_manager, standin):
+    secret_manager.stall()
+
+    answers = concurrent_creates(client, 8)
+
+    for response, took in answers:
+        assert_json_500_naming_the_key(response)
+        assert took < ANSWER_WITHIN_SECONDS
+    assert secret_manager.calls[KEY_VERSION] == 1  # the eight requests shared one read
+    assert standin.request_count == 0
+
+
+def test_an_unreachable_secret_manager_is_a_json_500_within_ten_seconds(client, secret_manager, monkeypatch):
+    monkeypatch.setenv("SECRET_MANAGER_ENDPOINT", closed_port_address())
+
+    answers = concurrent_creates(client, 4)
+
+    for response, took in answers:
+        assert_json_500_naming_the_key(response)
+        assert took < ANSWER_WITHIN_SECONDS
+
+
+def test_a_failed_read_is_remembered_so_a_burst_does_not_dial_again(client, secret_manager, monkeypatch):
+    monkeypatch.setattr(secrets, "FETCH_TIMEOUT_SECONDS", 1.0)
+    secret_manager.stall()
+    assert_json_500_naming_the_key(client.post(CREATE, json={}))
+
+    answers = concurrent_creates(client, 20)
+
+    for response, took in answers:
+        assert_json_500_naming_the_key(response)
+        assert took < 0.5
+    assert secret_manager.calls[KEY_VERSION] == 1
+
+
+def test_a_failed_read_is_tried_again_once_its_failure_expires(client, secret_manager, monkeypatch):
+    monkeypatch.setattr(secrets, "FETCH_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(secrets, "RETRY_AFTER_SECONDS", 0.5)
+    secret_manager.stall()
+    client.post(CREATE, json={})
+    time.sleep(0.6)
+
+    assert_json_500_naming_the_key(client.post(CREATE, json={}))
+    assert secret_manager.calls[KEY_VERSION] == 2
 
 
 # -- what a secret's value must look like ------------------------------------------

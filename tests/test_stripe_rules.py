@@ -8,11 +8,18 @@ the stand-in, which enforces each version's names as Stripe does.
 
 from __future__ import annotations
 
+import string
+
 import pytest
 import stripe
+from hypothesis import given
+from hypothesis import strategies as st
 
 from checkout.create import session_params
+from checkout.status import parse_session_id
 from common import stripe_rules
+from common.errors import InvalidRequest
+from tests.test_http import ANY_TEXT
 
 
 def test_the_pinned_version_is_on_or_after_the_rename():
@@ -82,3 +89,40 @@ def test_a_session_id_carries_its_mode():
                                        ("rk_test_x", "test")])
 def test_a_key_carries_its_mode(key, mode):
     assert stripe_rules.key_mode(key) == mode
+
+
+# -- properties of the id rules --------------------------------------------------------
+
+ID_CHARACTERS = set(string.ascii_letters + string.digits + "_")
+SESSION_IDS = st.from_regex(r"cs_(test|live)_[A-Za-z0-9]{1,200}", fullmatch=True)
+# Ids and near misses: a valid id with text added before, inside or after it, and any text.
+CANDIDATES = st.one_of(
+    SESSION_IDS,
+    st.builds(lambda a, b, c: a + b + c, ANY_TEXT, SESSION_IDS, ANY_TEXT),
+    st.builds(lambda i, tail: i + tail, SESSION_IDS, st.sampled_from(["\n", "\r\n", "\x00", " ", "/", "%0A", "?"])),
+    ANY_TEXT,
+)
+
+
+@given(CANDIDATES)
+def test_a_session_id_is_ascii_letters_digits_and_underscores_only(value):
+    if stripe_rules.is_id(stripe_rules.CHECKOUT_SESSION_ID, value):
+        assert set(value) <= ID_CHARACTERS
+        assert value.startswith(("cs_test_", "cs_live_")) and len(value) <= len("cs_test_") + 200
+
+
+@given(SESSION_IDS)
+def test_every_id_of_stripes_shape_is_an_id(value):
+    assert stripe_rules.is_id(stripe_rules.CHECKOUT_SESSION_ID, value)
+
+
+@given(CANDIDATES, st.sampled_from(["test", "live"]))
+def test_the_status_endpoint_takes_an_id_of_its_mode_or_refuses_it(value, mode):
+    try:
+        parsed = parse_session_id(value, mode)
+    except InvalidRequest as refused:
+        assert len(str(refused)) < 100
+    else:
+        assert parsed == value
+        assert stripe_rules.is_id(stripe_rules.CHECKOUT_SESSION_ID, value)
+        assert stripe_rules.session_mode(value) == mode

@@ -243,6 +243,66 @@ def test_signature_just_under_five_minutes_old_is_accepted(webhook, sqlite_payme
     assert sqlite_payments.event_ids() == [completed["id"]]
 
 
+@pytest.mark.parametrize("header", ["t=1,v1=\u00e9".encode("utf-8"), "t=1,v1=\u00e9".encode("latin-1"),
+                                    b"t=1,v1=\x01"], ids=["UTF-8", "Latin-1", "control character"])
+def test_a_signature_header_that_is_not_printable_ascii_is_refused(webhook, sqlite_payments, completed, header):
+    response = webhook.send(content=json.dumps(completed),
+                            headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+
+    assert_refused(response)
+    assert "Stripe-Signature" in response.json()["error"]
+    assert_nothing_stored(sqlite_payments)
+
+
+@pytest.mark.parametrize("ahead", [310, 10 * 365 * 86400], ids=["five minutes and ten seconds", "ten years"])
+def test_signature_dated_beyond_the_tolerance_in_the_future_is_refused(webhook, sqlite_payments, session_id,
+                                                                        completed, ahead):
+    response = webhook.deliver(completed, timestamp=int(time.time()) + ahead)
+
+    assert_refused(response)
+    assert "future" in response.json()["error"]
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_signature_a_little_ahead_of_our_clock_is_accepted(webhook, sqlite_payments, completed):
+    assert webhook.deliver(completed, timestamp=int(time.time()) + 60).status_code == 200
+    assert sqlite_payments.event_ids() == [completed["id"]]
+
+
+@pytest.mark.parametrize("payload", ["[" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000],
+                         ids=["arrays", "objects"])
+def test_signed_body_nested_too_deeply_is_refused(webhook, sqlite_payments, payload):
+    response = webhook.post(payload)
+
+    assert_refused(response)
+    assert "nested too deeply" in response.json()["error"]
+    assert_nothing_stored(sqlite_payments)
+
+
+@pytest.mark.parametrize("where", ["metadata value", "metadata key", "email"])
+def test_signed_event_with_a_lone_surrogate_is_refused(webhook, sqlite_payments, session_id, completed, where):
+    session = completed["data"]["object"]
+    if where == "metadata value":
+        session["metadata"] = {"board": "\ud800"}
+    elif where == "metadata key":
+        session["metadata"] = {"\udfff": "feelings"}
+    else:
+        session["customer_details"] = {**(session.get("customer_details") or {}), "email": "a\ud800@example.com"}
+
+    response = webhook.deliver(completed)  # json.dumps escapes the surrogate as \ud800, as any JSON writer may
+
+    assert_refused(response)
+    assert "Unicode" in response.json()["error"]
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
+def test_signed_event_whose_session_id_ends_in_a_newline_is_refused(webhook, sqlite_payments, session_id, completed):
+    completed["data"]["object"]["id"] = session_id + "\n"
+
+    assert_refused(webhook.deliver(completed))
+    assert_nothing_stored(sqlite_payments, session_id)
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -588,3 +648,22 @@ def test_secrets_never_appear_in_responses_or_logs(webhook, sqlite_payments, sta
     seen += [json.dumps(line) for line in log_lines()]
     for secret in (WEBHOOK_SECRET, NEW_SECRET, TEST_KEY, client_secret):
         assert not [text for text in seen if secret in text]
+
+
+def test_no_body_content_reaches_a_log_or_an_answer(webhook, sqlite_payments, completed, log_lines):
+    completed["data"]["object"]["metadata"] = {"child": "Sam Smith, DOB 2019-01-02"}
+    completed["data"]["object"]["customer_details"] = {"email": "sam.smith.parent@example.com"}
+    payload = json.dumps(completed)
+    log_lines()
+
+    responses = [
+        webhook.post(payload),
+        webhook.send(content=payload, headers={"Stripe-Signature": "garbage"}),
+        webhook.post(payload.replace('"object": "event"', '"object": "Sam Smith"')),
+        webhook.post("Sam Smith, DOB 2019-01-02"),
+    ]
+
+    assert [r.status_code for r in responses] == [200, 400, 400, 400]
+    seen = json.dumps(log_lines()) + "".join(r.text for r in responses)
+    for fragment in ("Sam", "Smith", "2019-01-02", "sam.smith.parent"):
+        assert fragment not in seen

@@ -3,7 +3,9 @@
 Only ``AccessSecretVersion`` is served: it is the one call the app makes. The
 server answers like the real service: NOT_FOUND for unknown version names,
 and a payload carrying ``data_crc32c`` so the app's integrity check runs for
-real. ``corrupt(name)`` makes that checksum wrong on purpose.
+real. ``corrupt(name)`` makes that checksum wrong on purpose, and
+``stall()`` makes it take every call and never answer, like a service that
+hangs.
 
 Point a real client at it without credentials or TLS::
 
@@ -62,6 +64,8 @@ class SecretManagerServer:
         self.secrets: dict[str, bytes] = dict(secrets or {})
         self.calls: Counter[str] = Counter()
         self._corrupted: set[str] = set()
+        self._stalled = False
+        self._released = threading.Event()
         self._lock = threading.Lock()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         handler = grpc.unary_unary_rpc_method_handler(
@@ -79,17 +83,25 @@ class SecretManagerServer:
         """Serve ``name`` with a wrong checksum, as if the payload was damaged."""
         self._corrupted.add(name)
 
+    def stall(self) -> None:
+        """Hold every call without answering until the server stops."""
+        self._stalled = True
+
     def start(self) -> "SecretManagerServer":
         self._server.start()
         return self
 
     def stop(self) -> None:
+        self._released.set()
         self._server.stop(grace=None)
 
     def _access_secret_version(self, request, context):
         name = request.name
         with self._lock:
             self.calls[name] += 1
+        if self._stalled:
+            self._released.wait(timeout=60)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "The server is stopping.")
         if name not in self.secrets:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
         data = self.secrets[name]

@@ -1,64 +1,80 @@
 """The app as Cloud Run runs it: a `functions-framework --target=api` process on 127.0.0.1.
 
-``served_api`` (per test) starts such processes with the environment a test
-gives; each is stopped when the test ends, or earlier with `stop()` to play
-an instance going away.
+Tests that need the real server (gunicorn's master, its UvicornWorker,
+uvicorn's HTTP parser) rather than the in-process test client start one:
+`with serving(env) as served:` for one block, or the `served_api` fixture
+(`served_api(env)`) for several instances in one test, each stopped when the
+test ends or earlier with `stop()` to play an instance going away.
 """
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.redis import free_port
+from devtools.run_local import free_port, start_process, stop_process, wait_until_listening
+from tests.conftest import TEST_KEY, WEBHOOK_SECRET, local_env
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_SECONDS = 20.0
+START_TIMEOUT_SECONDS = 30
 
 
 class ServedApi:
+    """One running process; `base_url` is where it listens."""
+
     def __init__(self, env: dict):
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://127.0.0.1:{self.port}"
         executable = Path(sys.executable).with_name("functions-framework")
-        self.process = subprocess.Popen(
-            [str(executable), "--target=api", "--source=main.py", f"--port={self.port}", "--host=127.0.0.1"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self.output: list[str] = []
-        threading.Thread(target=self._collect, daemon=True).start()
-        self._wait_until_ready()
+        command = [str(executable), "--target=api", "--source=main.py", f"--port={self.port}", "--host=127.0.0.1"]
+        self.process = start_process(command, env, "API")
+        self.master_pid = self.process.pid
+        try:
+            wait_until_listening("127.0.0.1", self.port, self.process, "API", START_TIMEOUT_SECONDS)
+        except BaseException:
+            self.stop()
+            raise
 
-    def _collect(self) -> None:
-        for line in self.process.stdout:
-            self.output.append(line)
+    @property
+    def base(self) -> str:
+        return self.base_url
 
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    def worker_pid(self) -> int:
+        """The one gunicorn worker that serves requests (WORKERS is unset: one)."""
+        deadline = time.monotonic() + 10
         while True:
-            try:
-                requests.get(self.base + "/", timeout=1)
-                return
-            except requests.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("functions-framework did not start:\n" + "".join(self.output))
-                time.sleep(0.1)
+            children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children").read_text().split()
+            if len(children) == 1 or time.monotonic() > deadline:
+                assert len(children) == 1, children
+                return int(children[0])
+            time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
+
+
+def stack_env(standin, store_path: Path, **extra) -> dict:
+    """The environment of a process serving against the Stripe stand-in and an SQLite store."""
+    return local_env(
+        STRIPE_SECRET_KEY=TEST_KEY,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        FRONTEND_URL="http://localhost:5173",
+        STRIPE_API_BASE=standin.base_url,
+        PAYMENTS_STORE=f"sqlite:///{store_path}",
+        **extra,
+    )
+
+
+@contextlib.contextmanager
+def serving(env: dict):
+    served = ServedApi(env)
+    try:
+        yield served
+    finally:
+        served.stop()
 
 
 @pytest.fixture
