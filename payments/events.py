@@ -11,6 +11,8 @@ webhook fail with a 500, which Stripe would retry for days.
 
 from __future__ import annotations
 
+import re
+
 from common.errors import InvalidRequest
 from common.stripe_rules import (
     CHARGE_ID,
@@ -25,6 +27,8 @@ from common.stripe_rules import (
 )
 from payments.state import ChargeChange, SessionChange, delayed_payment_failed
 
+__all__ = ["HANDLED_EVENTS", "ChargeChange", "SessionChange", "change_from_event", "change_from_session"]
+
 SESSION_EVENTS = (
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
@@ -36,21 +40,22 @@ DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.di
 
 HANDLED_EVENTS = SESSION_EVENTS + REFUND_EVENTS + DISPUTE_EVENTS
 
-# Unix seconds from 2001 to 2100: anything else is not a Stripe timestamp.
-_EARLIEST, _LATEST = 978_307_200, 4_102_444_800
-# No Checkout payment is anywhere near this many cents.
-MAX_AMOUNT = 10**12
+# Unix seconds up to 2100: anything later is not a Stripe timestamp.
+LATEST_TIME = 4_102_444_800
+# Stripe's largest amount: 99,999,999 of the smallest currency unit ($999,999.99).
+MAX_AMOUNT = 99_999_999
+MAX_EMAIL_CHARS = 512
+_CURRENCY = re.compile(r"[a-z]{3}")
 
 
 def change_from_event(event: dict) -> SessionChange | ChargeChange | None:
     """The change a verified event makes, None for a type we do not handle; InvalidRequest if malformed."""
-    event_type = event["type"]
-    if event_type not in HANDLED_EVENTS:
-        return None
-    event_id, created = event["id"], event["created"]
+    event_id, event_type, created = event["id"], event["type"], event["created"]
     if not is_id(EVENT_ID, event_id):
         raise InvalidRequest("Event id is not a Stripe event id.")
     _check(_is_time(created), event_id, "created")
+    if event_type not in HANDLED_EVENTS:
+        return None
     data = event["data"]["object"]
 
     if event_type in SESSION_EVENTS:
@@ -78,28 +83,36 @@ def change_from_event(event: dict) -> SessionChange | ChargeChange | None:
 
 
 def change_from_session(session: dict) -> SessionChange:
-    """The change a Checkout Session read from Stripe makes (its payment_intent may be expanded)."""
-    return SessionChange(session=checked_session(session, None), payment_failed=delayed_payment_failed(session))
+    """The change a Checkout Session read from Stripe makes (its payment_intent expanded, if asked for)."""
+    return SessionChange(session=checked_session(session, None, expanded=True),
+                         payment_failed=delayed_payment_failed(session))
 
 
-def checked_session(session: object, event_id: str | None) -> dict:
-    """The Checkout Session, if every field the state machine reads has the type Stripe documents."""
+def checked_session(session: object, event_id: str | None, expanded: bool = False) -> dict:
+    """The Checkout Session, if every field the state machine reads has the type Stripe documents.
+
+    States are checked as words, not against today's values: a state Stripe
+    adds later is kept out of the record by the state machine, not refused.
+    """
     ok = isinstance(session, dict) and session.get("object") == "checkout.session"
     _check(ok and is_id(CHECKOUT_SESSION_ID, session.get("id")), event_id, "data.object")
     assert isinstance(session, dict)
-    for field in ("status", "payment_status", "currency"):
+    for field in ("status", "payment_status"):
         _check(session.get(field) is None or _is_word(session[field]), event_id, field)
-    for field in ("amount_total", "created"):
-        _check(session.get(field) is None or _is_amount(session[field]), event_id, field)
+    currency = session.get("currency")
+    _check(currency is None or isinstance(currency, str) and _CURRENCY.fullmatch(currency) is not None,
+           event_id, "currency")
+    _check(session.get("amount_total") is None or _is_amount(session["amount_total"]), event_id, "amount_total")
+    _check(session.get("created") is None or _is_time(session["created"]), event_id, "created")
     _check(isinstance(session.get("livemode", False), bool), event_id, "livemode")
     intent = session.get("payment_intent")
-    if isinstance(intent, dict):
+    if expanded and isinstance(intent, dict):
         intent = intent.get("id")
     _check(intent is None or is_id(PAYMENT_INTENT_ID, intent), event_id, "payment_intent")
     details = session.get("customer_details")
     _check(details is None or isinstance(details, dict), event_id, "customer_details")
     for email in ((details or {}).get("email"), session.get("customer_email")):
-        _check(email is None or _is_text(email, 512), event_id, "customer email")
+        _check(email is None or _is_text(email, MAX_EMAIL_CHARS), event_id, "customer email")
     _check(_is_metadata(session.get("metadata")), event_id, "metadata")
     return session
 
@@ -117,7 +130,7 @@ def _check(ok: bool, event_id: str | None, field: str) -> None:
 
 
 def _is_time(value: object) -> bool:
-    return type(value) is int and _EARLIEST <= value <= _LATEST
+    return type(value) is int and 0 <= value <= LATEST_TIME
 
 
 def _is_amount(value: object) -> bool:

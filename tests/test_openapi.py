@@ -16,7 +16,8 @@ import yaml
 import main
 from checkout import create
 from common import errors, http, serving, stripe_rules
-from payments.events import SESSION_EVENTS
+from payments import events
+from payments.events import HANDLED_EVENTS
 from payments.store import StoreUnavailable
 from webhook import handler
 
@@ -109,10 +110,17 @@ def test_ids_follow_stripe_rules():
 
 
 def test_the_handled_event_types_are_the_codes():
-    handled = SCHEMAS["CheckoutSessionEvent"]["allOf"][1]["properties"]["type"]["enum"]
+    handled = [kind for name in ("CheckoutSessionEvent", "ChargeRefundedEvent", "DisputeEvent")
+               for kind in SCHEMAS[name]["allOf"][1]["properties"]["type"]["enum"]]
     others = SCHEMAS["OtherEvent"]["allOf"][1]["properties"]["type"]["not"]["enum"]
 
-    assert handled == others == list(SESSION_EVENTS)
+    assert handled == others == list(HANDLED_EVENTS)
+
+
+def test_amounts_and_times_are_the_codes():
+    assert SCHEMAS["Amount"]["maximum"] == events.MAX_AMOUNT
+    assert SCHEMAS["UnixTime"]["maximum"] == events.LATEST_TIME
+    assert SCHEMAS["CheckoutSession"]["properties"]["customer_email"]["maxLength"] == events.MAX_EMAIL_CHARS
 
 
 def test_the_signature_tolerance_is_the_codes():
@@ -160,9 +168,9 @@ def statuses_the_code_answers() -> set[int]:
     domain = [
         errors.InvalidRequest("x"), errors.NotFound("x"), errors.RateLimited(1), errors.SettingError("X", "x"),
         errors.IdempotencyConflict("x"), errors.ProviderRefused("x"), errors.ProviderBusy("x"),
-        errors.ProviderUnavailable("x"), StoreUnavailable("x"),
+        errors.ProviderUnavailable("x"), StoreUnavailable("x"), errors.Unauthenticated("x"),
+        errors.CheckUnavailable("x"),
     ]
-    # errors.Unauthenticated (401) is in the table for App Check, which no endpoint enforces yet.
     from_table = {http.answer_for(error)[0] for error in domain}
     http_layer = {int(status) for status in re.findall(r"HttpError\((\d{3})", (ROOT / "common/http.py").read_text()
                                                        + (ROOT / "main.py").read_text())}

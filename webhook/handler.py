@@ -31,23 +31,24 @@ async def stripe_webhook(request, context) -> tuple[dict, int]:
     # The log line tells a refused signature (a wrong secret, which loses payments) from scanners sending none.
     note(request, signature="unverified" if signature else "missing")
     event = verify(payload, signature, secrets)
-    note(request, signature="verified", event_id=event["id"], event_type=event["type"], **_described(event))
+    note(request, signature="verified", event_type=event["type"])
 
     change = events.change_from_event(event)
     if change is None:  # a type we do not handle: acknowledged, nothing to do
         note(request, outcome="ignored")
         return {"received": True}, 200
+    # Only what the checks passed reaches the log line (what payments are counted by).
+    note(request, event_id=change.event_id, **_described(change))
     stored = await context.store().record_event(event, change)
     note(request, outcome="recorded" if stored else "duplicate")
     return {"received": True, "duplicate": not stored}, 200
 
 
-def _described(event: dict) -> dict:
-    """The session an event is about and its payment status, for the log line (what payments are counted by)."""
-    data = event["data"]["object"]
-    if event["type"] not in events.SESSION_EVENTS:
-        return {}
-    return {"session_id": data.get("id"), "payment_status": data.get("payment_status")}
+def _described(change) -> dict:
+    """The session a checked event is about and its payment status, for the log line."""
+    if isinstance(change, events.SessionChange):
+        return {"session_id": change.session_id, "payment_status": change.session.get("payment_status")}
+    return {"payment_intent": change.payment_intent}
 
 
 def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> dict:
