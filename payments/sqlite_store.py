@@ -20,6 +20,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -63,8 +64,7 @@ class SqliteStore:
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = self._connection()
-            db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+            self._use_wal(self._connection())
         except (OSError, sqlite3.Error) as error:
             raise StoreUnavailable() from error
         with self._transaction() as db:
@@ -126,6 +126,24 @@ class SqliteStore:
             return self._read(self._connection(), "payments", session_id)
         except sqlite3.Error as error:
             raise StoreUnavailable() from error
+
+    @staticmethod
+    def _use_wal(db: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode (persistent: stored in the file).
+
+        Switching takes an exclusive lock and, unlike reads and writes, does
+        not wait for one: two processes opening a new file at once can find
+        it locked, so it is tried again until the busy timeout has passed.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use.
