@@ -29,6 +29,7 @@ Usage: deploy/setup.sh [options]
   --runtime-account=NAME    service account the code runs as (default: payments-runtime)
   --deployer-account=NAME   service account Cloud Build deploys as (default: payments-deployer)
   --events-collection=NAME  Firestore collection of processed Stripe events (default: stripe_events)
+  --rate-limit-collection=NAME  Firestore collection of shared rate-limit counts (default: rate_limits)
   --reconcile-key-secret=NAME
                             secret holding the reconcile job's restricted Stripe key (default: stripe-reconcile-key)
   --reconcile-account=NAME  service account the reconcile job runs as (default: payments-reconcile)
@@ -58,6 +59,7 @@ webhook_secret_secret=stripe-webhook-secret
 runtime_account=payments-runtime
 deployer_account=payments-deployer
 events_collection=stripe_events
+rate_limit_collection=rate_limits
 reconcile_key_secret=stripe-reconcile-key
 reconcile_account=payments-reconcile
 scheduler_account=payments-scheduler
@@ -80,6 +82,7 @@ set_option() {
     --runtime-account) runtime_account=$2 ;;
     --deployer-account) deployer_account=$2 ;;
     --events-collection) events_collection=$2 ;;
+    --rate-limit-collection) rate_limit_collection=$2 ;;
     --reconcile-key-secret) reconcile_key_secret=$2 ;;
     --reconcile-account) reconcile_account=$2 ;;
     --scheduler-account) scheduler_account=$2 ;;
@@ -230,6 +233,17 @@ fi
 note "TTL policy: $events_collection documents expire at their expires_at"
 run gcloud firestore fields ttls update expires_at --collection-group="$events_collection" --enable-ttl \
   --database='(default)' --async --project="$project"
+
+# Shared rate-limit counts (RATE_LIMIT_STORAGE_URI=firestore://): one small
+# document per client and window, deleted once its window has ended, and
+# never queried, so their fields need no index (indexes cost writes).
+note "TTL policy and no indexes: $rate_limit_collection documents"
+run gcloud firestore fields ttls update expires_at --collection-group="$rate_limit_collection" --enable-ttl \
+  --database='(default)' --async --project="$project"
+for field in count expires_at; do
+  run gcloud firestore indexes fields update "$field" --collection-group="$rate_limit_collection" \
+    --disable-indexes --database='(default)' --async --project="$project"
+done
 
 note "Secret $stripe_key_secret (the Stripe secret key)"
 if exists gcloud secrets describe "$stripe_key_secret" --project="$project"; then

@@ -50,7 +50,12 @@ SECRET_TEST_VALUES = {"STRIPE_SECRET_KEY": TEST_KEY, "STRIPE_WEBHOOK_SECRET": WE
 
 # Settings whose removal no request here can show, and what covers them instead.
 NOT_OBSERVABLE = {
-    "RATE_LIMIT_STORAGE_URI": "its default memory:// is the only storage without a server; given where limits apply",
+    "RATE_LIMIT_STORAGE_URI": "pointed at memory:// here (its firestore:// would need a real project); given where "
+                              "limits apply",
+    "RATE_LIMIT_FAIL_OPEN_CREATE": "matters only while the shared counts are unreachable (tests/test_shared_rate_limits.py)",
+    "APP_CHECK_PROJECT_NUMBER": "empty by default (App Check off); tests/test_appcheck.py covers it on",
+    "APP_CHECK_ON_STATUS": "matters only with App Check on",
+    "GOOGLE_CLOUD_PROJECT": "names the project in trace links only (tests/test_logs.py)",
     "PAYMENTS_STORE": "pointed at a temporary SQLite file here; given, as firestore, where the store is used",
     "PAYMENTS_COLLECTION": "read only by the Firestore store; given where the store is used",
     "EVENTS_COLLECTION": "read only by the Firestore store; given where the store is used",
@@ -167,9 +172,12 @@ def serve(deploy: Deploy, environment: dict, standin, database: Path) -> Served:
     """Start the deploy's entry point with only `environment` and probe every endpoint it serves.
 
     Test-only additions: the Stripe stand-in instead of api.stripe.com, and a
-    temporary SQLite file instead of Firestore (never a real project's).
+    temporary SQLite file and in-memory rate limits instead of Firestore
+    (never a real project's).
     """
     env = {**environment, "STRIPE_API_BASE": standin.base_url, "PAYMENTS_STORE": f"sqlite:///{database}"}
+    if env.get("RATE_LIMIT_STORAGE_URI", "").startswith("firestore://"):
+        env["RATE_LIMIT_STORAGE_URI"] = "memory://"
     with only_environment(env):
         standin.reset()
         client, module = instance(deploy.entry_point)

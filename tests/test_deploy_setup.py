@@ -118,9 +118,21 @@ def test_the_operator_may_start_builds_as_the_deployer(recorder):
 
 def test_events_expire_through_a_ttl_policy_on_their_expires_at_field(recorder):
     _, calls = setup(recorder, "--events-collection=processed_events", existing="everything")
-    [ttl] = [call["argv"] for call in calls if call["argv"][:3] == ["firestore", "fields", "ttls"]]
+    ttls = [call["argv"] for call in calls if call["argv"][:3] == ["firestore", "fields", "ttls"]]
+    [ttl] = [argv for argv in ttls if "--collection-group=processed_events" in argv]
     assert ttl[3:6] == ["update", "expires_at", "--collection-group=processed_events"]
     assert "--enable-ttl" in ttl
+
+
+def test_rate_limit_counts_expire_and_are_not_indexed(recorder):
+    _, calls = setup(recorder, "--rate-limit-collection=counts", existing="everything")
+    fields = [call["argv"] for call in calls if call["argv"][:2] == ["firestore", "fields"]
+              and "--collection-group=counts" in call["argv"]]
+    indexes = [call["argv"] for call in calls if call["argv"][:3] == ["firestore", "indexes", "fields"]]
+
+    assert [argv[3:5] for argv in fields] == [["update", "expires_at"]] and "--enable-ttl" in fields[0]
+    assert sorted(argv[4] for argv in indexes if "--collection-group=counts" in argv) == ["count", "expires_at"]
+    assert all("--disable-indexes" in argv for argv in indexes)
 
 
 def test_a_trigger_needs_the_frontend_url_its_builds_deploy_with(recorder):
