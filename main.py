@@ -10,8 +10,9 @@ server's own limits on a request's head are set here, while gunicorn's
 master loads this file (`common.serving`).
 """
 
-import common.coldstart  # noqa: F401 - first, before anything imports stripe: see its docstring
 import functions_framework.aio
+
+import common.coldstart  # noqa: F401 - first, before anything imports stripe: see its docstring
 from checkout import create, status
 from common import logs
 from common.context import Context

@@ -35,33 +35,57 @@ RESULTS = Path(__file__).resolve().parent / "results.md"
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: one cold start each, 1 s loads at 1 and 16 connections")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one cold start each, 1 s loads at 1 and 16 connections"
+    )
     parser.add_argument("--latency", type=float, default=0.1, help="Stripe stand-in latency under load, seconds")
     parser.add_argument("--runs", type=int, help="interleaved cold-start runs (default 9, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per load run (default 10, quick 1)")
     parser.add_argument("--connections", help="comma-separated levels (default 1,16,64; quick 1,16)")
-    parser.add_argument("--handshake-ms", type=float, default=60.0,
-                        help="extra cold-start table: each new connection to Stripe costs this long, as a TCP and "
-                             "TLS handshake to api.stripe.com does (0: leave the table out; quick: left out)")
-    parser.add_argument("--repeat", type=int,
-                        help="load runs per endpoint, level and server, interleaved; medians and spread are "
-                             "reported (default 3, quick 1)")
-    parser.add_argument("--threads", default="default",
-                        help="THREADS for functions-framework's gunicorn, for a --project served with threads "
-                             "('default' leaves it unset)")
+    parser.add_argument(
+        "--handshake-ms",
+        type=float,
+        default=60.0,
+        help="extra cold-start table: each new connection to Stripe costs this long, as a TCP and "
+        "TLS handshake to api.stripe.com does (0: leave the table out; quick: left out)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        help="load runs per endpoint, level and server, interleaved; medians and spread are "
+        "reported (default 3, quick 1)",
+    )
+    parser.add_argument(
+        "--threads",
+        default="default",
+        help="THREADS for functions-framework's gunicorn, for a --project served with threads "
+        "('default' leaves it unset)",
+    )
     parser.add_argument("--workers", default="1", help="WORKERS for functions-framework's gunicorn")
-    parser.add_argument("--server-cores", type=int, default=1,
-                        help="cores each server under test is pinned to, like --cpu on Cloud Run (0: no pinning)")
+    parser.add_argument(
+        "--server-cores",
+        type=int,
+        default=1,
+        help="cores each server under test is pinned to, like --cpu on Cloud Run (0: no pinning)",
+    )
     parser.add_argument("--project", type=Path, default=procs.ROOT, help="checkout whose main.py is served")
-    parser.add_argument("--rate-limit-storage", default="memory://",
-                        help="RATE_LIMIT_STORAGE_URI of the servers under test, e.g. firestore:// (the emulator)")
-    parser.add_argument("--runtime", choices=("deployed", "dev"),
-                        help="serve from a virtual environment of requirements.txt alone, as deployed "
-                             "(default), or from this development one (default with --quick: no setup)")
+    parser.add_argument(
+        "--rate-limit-storage",
+        default="memory://",
+        help="RATE_LIMIT_STORAGE_URI of the servers under test, e.g. firestore:// (the emulator)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=("deployed", "dev"),
+        help="serve from a virtual environment of requirements.txt alone, as deployed "
+        "(default), or from this development one (default with --quick: no setup)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: cold,handshake,load,webhook,express")
-    parser.add_argument("--out", type=Path, help="where to write the table (default bench/results.md; "
-                                                 "--quick writes nothing unless given)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the table (default bench/results.md; --quick writes nothing unless given)",
+    )
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 9)
     args.repeat = args.repeat or (1 if args.quick else 3)
@@ -77,7 +101,8 @@ def parse_args(argv):
 def machine() -> dict:
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     info = {
@@ -97,9 +122,11 @@ def start_firestore(notes: list[str]):
         from devtools.firestore_emulator import start_firestore_emulator
 
         return start_firestore_emulator()
-    except Exception as error:  # no emulator, Java or gcloud, or it failed to start
-        notes.append(f"Firestore emulator not started ({error.__class__.__name__}: {str(error)[:120]}): "
-                     "status and webhook cold starts and the webhook load are left out.")
+    except Exception as error:  # noqa: BLE001 - no emulator, Java or gcloud, or it failed to start: a note
+        notes.append(
+            f"Firestore emulator not started ({error.__class__.__name__}: {str(error)[:120]}): "
+            "status and webhook cold starts and the webhook load are left out."
+        )
         return None
 
 
@@ -116,20 +143,26 @@ def main(argv=None) -> int:
         machine=machine(),
         settings={
             "Served": ("this checkout's main.py" if args.project == procs.ROOT else f"main.py of {args.project.name}/")
-                      + (", on requirements.txt alone (bench/runtime.py)" if args.runtime == "deployed"
-                         else ", on the development environment"),
+            + (
+                ", on requirements.txt alone (bench/runtime.py)"
+                if args.runtime == "deployed"
+                else ", on the development environment"
+            ),
             "Serving": f"functions-framework as deployed (its ASGI server for this checkout), WORKERS={args.workers}"
-                       + (f", THREADS={threads}" if threads else ""),
+            + (f", THREADS={threads}" if threads else ""),
             "Load runs": f"{args.repeat} per endpoint, level and server, interleaved; medians, with the spread "
-                         "(lowest–highest) of CPU per request",
-            "Cores": (f"each server under test pinned to core {_cores(server_cpus)} (an instance with "
-                      f"--cpu={len(server_cpus)}); stand-in, emulator and wrk on core {_cores(harness_cpus)}"
-                      if server_cpus else "not pinned: servers, stand-in and wrk share every core"),
+            "(lowest–highest) of CPU per request",
+            "Cores": (
+                f"each server under test pinned to core {_cores(server_cpus)} (an instance with "
+                f"--cpu={len(server_cpus)}); stand-in, emulator and wrk on core {_cores(harness_cpus or set())}"
+                if server_cpus
+                else "not pinned: servers, stand-in and wrk share every core"
+            ),
             "Stripe stand-in latency": f"{args.latency * 1000:.0f} ms under load, 0 ms for cold starts",
             "Rate limits": f"RATE_LIMIT_CREATE and RATE_LIMIT_STATUS = {services.BENCH_RATE_LIMIT} "
-                           "(the defaults would answer 429 to a load test from one address), counted in "
-                           f"{args.rate_limit_storage}"
-                           + (" (the emulator, on the harness cores)" if _counts_in_firestore(args) else ""),
+            "(the defaults would answer 429 to a load test from one address), counted in "
+            f"{args.rate_limit_storage}"
+            + (" (the emulator, on the harness cores)" if _counts_in_firestore(args) else ""),
             "Command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
     )
@@ -139,11 +172,18 @@ def main(argv=None) -> int:
     emulator = start_firestore(results.notes) if needs_emulator else None
     if _counts_in_firestore(args) and not emulator:
         raise SystemExit("--rate-limit-storage firestore:// needs the Firestore emulator, which did not start")
-    ctx = services.Context(project=args.project, scratch=scratch, standin=standin, threads=threads,
-                           workers=args.workers, firestore=emulator.host_port if emulator else None,
-                           firestore_project=f"bench-{uuid.uuid4().hex[:8]}", server_cpus=server_cpus,
-                           rate_limit_storage=args.rate_limit_storage,
-                           python=runtime.python(log) if args.runtime == "deployed" else None)
+    ctx = services.Context(
+        project=args.project,
+        scratch=scratch,
+        standin=standin,
+        threads=threads,
+        workers=args.workers,
+        firestore=emulator.host_port if emulator else None,
+        firestore_project=f"bench-{uuid.uuid4().hex[:8]}",
+        server_cpus=server_cpus,
+        rate_limit_storage=args.rate_limit_storage,
+        python=runtime.python(log) if args.runtime == "deployed" else None,
+    )
     express_problem = "skipped (--skip express)" if "express" in args.skip else services.express_ready()
     if express_problem:
         results.notes.append(f"Express example left out: {express_problem}.")
@@ -207,17 +247,33 @@ def cold_starts(ctx, args, results, with_express: bool, log) -> None:
     coldstart.run(cases, ctx, args.runs, log, warm_up=not args.quick)
     results.cold = cases
     if ctx.firestore:
-        results.notes.append("Cold starts of session_status and stripe_webhook use the Firestore store (emulator), "
-                             "as on Google Cloud, and so do their yardsticks; create and api never touch the store.")
+        results.notes.append(
+            "Cold starts of session_status and stripe_webhook use the Firestore store (emulator), "
+            "as on Google Cloud, and so do their yardsticks; create and api never touch the store."
+        )
 
 
 def handshake_cold_starts(ctx, args, results, with_express: bool, log) -> None:
     """Cold starts of create when opening a connection to Stripe takes `--handshake-ms`."""
     port = procs.free_port()
-    relay = procs.Process("handshake-relay", [sys.executable, "-m", "bench.handshake", "--port", str(port),
-                                              "--target", f"127.0.0.1:{ctx.standin.process.port}",
-                                              "--delay-ms", str(args.handshake_ms)],
-                          None, procs.ROOT, ctx.scratch, port)
+    relay = procs.Process(
+        "handshake-relay",
+        [
+            sys.executable,
+            "-m",
+            "bench.handshake",
+            "--port",
+            str(port),
+            "--target",
+            f"127.0.0.1:{ctx.standin.process.port}",
+            "--delay-ms",
+            str(args.handshake_ms),
+        ],
+        None,
+        procs.ROOT,
+        ctx.scratch,
+        port,
+    )
     procs.wait_until_listening(relay)
     ctx.stripe_base = relay.url
     try:
@@ -259,19 +315,21 @@ def checkout_load(ctx, args, results, with_express: bool, log) -> None:
                 contenders = [("Python: " + service.name, server, service)]
                 if express:
                     contenders.append(("Node: express example", express, services.EXPRESS_SERVICE))
-                for name, process, svc in contenders if not args.quick else ():  # warm-up: connections, caches
-                    load.run(_url(process, svc, endpoint, session), max(args.levels), min(2.0, args.duration),
-                             script)
+                for _, process, svc in contenders if not args.quick else ():  # warm-up: connections, caches
+                    load.run(_url(process, svc, endpoint, session), max(args.levels), min(2.0, args.duration), script)
                 for level in args.levels:
                     rows = {name: report.LoadRow(endpoint, name, level) for name, _, _ in contenders}
                     for _ in range(args.repeat):
                         for name, process, svc in contenders:
-                            result = load.measured(process, _url(process, svc, endpoint, session), level,
-                                                   args.duration, script)
+                            result = load.measured(
+                                process, _url(process, svc, endpoint, session), level, args.duration, script
+                            )
                             rows[name].results.append(result)
-                            log(f"  {endpoint} {name} c{level}: {result.requests_per_second:.0f} req/s, "
+                            log(
+                                f"  {endpoint} {name} c{level}: {result.requests_per_second:.0f} req/s, "
                                 f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, "
-                                f"CPU {result.cpu_ms_per_request:.3f} ms/request, errors {result.errors}")
+                                f"CPU {result.cpu_ms_per_request:.3f} ms/request, errors {result.errors}"
+                            )
                         ctx.standin.reset(args.latency)  # keep the stand-in's memory flat
                         session = ctx.standin.create_session()
                     results.load.extend(rows.values())
@@ -306,8 +364,10 @@ def settled_status(ctx, args, results, server, service, log) -> None:
     result = load.measured(server, _url(server, service, "status", session), level, args.duration, "get.lua")
     calls = ctx.standin.request_count() - before
     results.settled = {"connections": level, "result": result, "stripe_calls": calls}
-    log(f"  settled status c{level}: {result.requests_per_second:.0f} req/s, "
-        f"CPU {result.cpu_ms_per_request:.3f} ms/request, Stripe calls during load: {calls}")
+    log(
+        f"  settled status c{level}: {result.requests_per_second:.0f} req/s, "
+        f"CPU {result.cpu_ms_per_request:.3f} ms/request, Stripe calls during load: {calls}"
+    )
 
 
 def api_memory(ctx, args, results, service) -> None:

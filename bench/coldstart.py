@@ -44,7 +44,7 @@ def measure_once(case: Case, ctx: Context, timeout: float = 30.0) -> None:
                 break
             except OSError:
                 if not process.alive() or time.perf_counter() > deadline:
-                    raise RuntimeError(f"{case.label} never answered:\n{process.tail()}")
+                    raise RuntimeError(f"{case.label} never answered:\n{process.tail()}") from None
                 time.sleep(0.002)
         done = time.perf_counter()
         if status != 200:
@@ -69,5 +69,6 @@ def run(cases: list[Case], ctx: Context, runs: int, log=print, warm_up: bool = T
             if round_number == 0:  # warm-up
                 del case.cold[before:], case.first[before:], case.warm[before:]
         if round_number:
-            log(f"  cold start round {round_number}/{runs}: "
-                + ", ".join(f"{c.label} {c.cold[-1]:.3f}s" for c in cases))
+            log(
+                f"  cold start round {round_number}/{runs}: " + ", ".join(f"{c.label} {c.cold[-1]:.3f}s" for c in cases)
+            )

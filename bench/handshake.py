@@ -46,9 +46,7 @@ class HandshakeRelay:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._relay, "127.0.0.1", self.port, backlog=512)
-        )
+        server = self._loop.run_until_complete(asyncio.start_server(self._relay, "127.0.0.1", self.port, backlog=512))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()

@@ -48,11 +48,22 @@ def measured(server, url: str, connections: int, seconds: float, script: str, **
     return result
 
 
-def run(url: str, connections: int, seconds: float, script: str, env: dict | None = None,
-        threads: int | None = None) -> Result:
+def run(
+    url: str, connections: int, seconds: float, script: str, env: dict | None = None, threads: int | None = None
+) -> Result:
     threads = threads or (1 if connections < 2 else 2)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-               "--timeout", "10s", "-s", str(WRK_SCRIPTS / script), url]
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPTS / script),
+        url,
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 60)
     if completed.returncode != 0:
         raise RuntimeError(f"wrk failed: {completed.stderr.strip() or completed.stdout.strip()}")

@@ -44,18 +44,26 @@ def functions_framework(target: str, source: Path, port: int, python: Path | Non
     """The command Cloud Run functions runs, from `python`'s virtual environment (default: this one)."""
     script = Path(python or sys.executable).with_name("functions-framework")
     command = [str(script)] if script.exists() else [str(python or sys.executable), "-m", "functions_framework"]
-    return command + [f"--target={target}", f"--source={source}", "--host=127.0.0.1", f"--port={port}"]
+    return [*command, f"--target={target}", f"--source={source}", "--host=127.0.0.1", f"--port={port}"]
 
 
 class Process:
     """One started server; `stop()` ends it and everything it started."""
 
-    def __init__(self, name: str, command: list[str], env: dict | None, cwd: Path, log_dir: Path, port: int,
-                 cpus: set[int] | None = None):
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        env: dict | None,
+        cwd: Path,
+        log_dir: Path,
+        port: int,
+        cpus: set[int] | None = None,
+    ):
         self.name = name
         self.port = port
         self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until stop() closes it
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             command, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
@@ -143,8 +151,9 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def request(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None,
-            timeout: float = 10.0) -> tuple[int, bytes]:
+def request(
+    url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None, timeout: float = 10.0
+) -> tuple[int, bytes]:
     """One HTTP request; (status, body). Raises OSError while nothing listens."""
     parts = url.split("/", 3)
     host, path = parts[2], "/" + (parts[3] if len(parts) > 3 else "")

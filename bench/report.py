@@ -58,12 +58,17 @@ def markdown(results: Results) -> str:
 
     if results.cold:
         runs = len(results.cold[0].cold)
-        out += [f"## Cold start: spawn `functions-framework --target=…` → first 200 (median of {runs} "
-                "interleaved runs)", ""]
+        out += [
+            f"## Cold start: spawn `functions-framework --target=…` → first 200 (median of {runs} interleaved runs)",
+            "",
+        ]
         out += _cold_table(results.cold)
     if results.cold_handshake:
-        out += [f"## Cold start of create when a new connection to Stripe takes {results.handshake_ms:.0f} ms "
-                "(TCP + TLS handshake)", ""]
+        out += [
+            f"## Cold start of create when a new connection to Stripe takes {results.handshake_ms:.0f} ms "
+            "(TCP + TLS handshake)",
+            "",
+        ]
         out += _cold_table(results.cold_handshake)
 
     if results.load:
@@ -76,10 +81,12 @@ def markdown(results: Results) -> str:
         for row in results.load:
             low, high = row.spread("cpu_ms_per_request")
             spread = f" ({low:.2f}–{high:.2f})" if len(row.results) > 1 else ""
-            out.append(f"| {row.endpoint} | {row.server} | {row.connections} | {row.median('requests_per_second'):.0f} "
-                       f"| {_ms(row.median('p50_ms'))} | {_ms(row.median('p99_ms'))} "
-                       f"| {row.median('cpu_ms_per_request'):.2f} ms{spread} "
-                       f"| {sum(r.errors for r in row.results)} |")
+            out.append(
+                f"| {row.endpoint} | {row.server} | {row.connections} | {row.median('requests_per_second'):.0f} "
+                f"| {_ms(row.median('p50_ms'))} | {_ms(row.median('p99_ms'))} "
+                f"| {row.median('cpu_ms_per_request'):.2f} ms{spread} "
+                f"| {sum(r.errors for r in row.results)} |"
+            )
         out.append("")
 
     if results.settled:
@@ -103,9 +110,11 @@ def markdown(results: Results) -> str:
         ]
         for row in results.webhook:
             r, c = row.result, row.result.counters
-            out.append(f"| {row.server} | {row.connections} | {r.requests_per_second:.0f} | {c.get('new_events', '?')} "
-                       f"| {c.get('duplicates', '?')} | {c.get('failures', r.errors)} | {_ms(r.p50_ms)} "
-                       f"| {_ms(r.p99_ms)} | {r.cpu_ms_per_request:.2f} ms |")
+            out.append(
+                f"| {row.server} | {row.connections} | {r.requests_per_second:.0f} | {c.get('new_events', '?')} "
+                f"| {c.get('duplicates', '?')} | {c.get('failures', r.errors)} | {_ms(r.p50_ms)} "
+                f"| {_ms(r.p99_ms)} | {r.cpu_ms_per_request:.2f} ms |"
+            )
         out.append("")
 
     if results.memory:
@@ -134,14 +143,18 @@ def _cold_table(cases: list[Case]) -> list[str]:
     for case in cases:
         yard = by_label.get(case.yardstick or "")
         if yard:
-            slower = [(mine - theirs) / theirs * 100 for mine, theirs in ((case.median, yard.median),
-                                                                         (min(case.cold), min(yard.cold)))]
+            slower = [
+                (mine - theirs) / theirs * 100
+                for mine, theirs in ((case.median, yard.median), (min(case.cold), min(yard.cold)))
+            ]
             compared = f"| {yard.label} | {_seconds(yard)} | {slower[0]:+.1f}% ({slower[1]:+.1f}%) "
         else:
             compared = "| | | "
-        out.append(f"| {case.label} | {_seconds(case)} {compared}"
-                   f"| {_ms(_median_ms(case.first))} | {_ms(_median_ms(case.warm))} |")
-    return out + [""]
+        out.append(
+            f"| {case.label} | {_seconds(case)} {compared}"
+            f"| {_ms(_median_ms(case.first))} | {_ms(_median_ms(case.warm))} |"
+        )
+    return [*out, ""]
 
 
 def _seconds(case: Case) -> str:

@@ -32,11 +32,26 @@ def python(log=print) -> Path:
         return interpreter
     log(f"making the runtime environment in {FOLDER.relative_to(procs.ROOT)} from requirements.txt")
     venv.EnvBuilder(clear=True, with_pip=True).create(FOLDER)
-    subprocess.run([str(interpreter), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "-r", str(REQUIREMENTS)], check=True, stdout=sys.stderr)
+    subprocess.run(
+        [str(interpreter), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+        check=True,
+        stdout=sys.stderr,
+    )
     # Compiled once here, as a deployed image has its bytecode: no run pays for compiling.
-    subprocess.run([str(interpreter), "-m", "compileall", "-q", str(procs.ROOT / "main.py"), str(procs.ROOT / "common"),
-                    str(procs.ROOT / "checkout"), str(procs.ROOT / "webhook"), str(procs.ROOT / "payments")],
-                   check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(interpreter),
+            "-m",
+            "compileall",
+            "-q",
+            str(procs.ROOT / "main.py"),
+            str(procs.ROOT / "common"),
+            str(procs.ROOT / "checkout"),
+            str(procs.ROOT / "webhook"),
+            str(procs.ROOT / "payments"),
+        ],
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     stamp.write_text(wanted)
     return interpreter

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import stripe
 
-from bench import procs, standin as standin_module
+from bench import procs
+from bench import standin as standin_module
 from common import settings
 
 BENCH = Path(__file__).resolve().parent
@@ -29,7 +30,6 @@ WEBHOOK_SECRET = "whsec_" + "benchmarksecret0123456789abcdef"
 # from one address with 429s after a few requests; the benchmark measures the
 # service, so its limits are set out of reach. The limiter still counts every request.
 BENCH_RATE_LIMIT = "100000000/minute"
-
 
 
 @dataclass
@@ -62,12 +62,17 @@ class Context:
             RATE_LIMIT_STORAGE_URI=self.rate_limit_storage,
         )
         if self.rate_limit_storage.startswith("firestore://"):
+            if not self.firestore:
+                raise RuntimeError("the Firestore emulator is not running")
             env.update(FIRESTORE_EMULATOR_HOST=self.firestore, GOOGLE_CLOUD_PROJECT=self.firestore_project)
         if store == "firestore":
             if not self.firestore:
                 raise RuntimeError("the Firestore emulator is not running")
-            env.update(PAYMENTS_STORE="firestore", FIRESTORE_EMULATOR_HOST=self.firestore,
-                       GOOGLE_CLOUD_PROJECT=self.firestore_project)
+            env.update(
+                PAYMENTS_STORE="firestore",
+                FIRESTORE_EMULATOR_HOST=self.firestore,
+                GOOGLE_CLOUD_PROJECT=self.firestore_project,
+            )
         else:
             env["PAYMENTS_STORE"] = f"sqlite:///{self.scratch / 'payments.db'}"
         if self.threads:
@@ -97,9 +102,9 @@ class Service:
         if self.kind == "node":
             env = ctx.env(PORT=str(port))
             return procs.Process(name, ["node", "server.js"], env, EXPRESS, ctx.scratch, port, ctx.server_cpus)
+        assert self.source is not None, "a Python service names its source"
         command = procs.functions_framework(self.target, self.source, port, ctx.python)
-        return procs.Process(name, command, ctx.env(self.store), self.source.parent, ctx.scratch, port,
-                             ctx.server_cpus)
+        return procs.Process(name, command, ctx.env(self.store), self.source.parent, ctx.scratch, port, ctx.server_cpus)
 
 
 def entry_points(project: Path) -> dict[str, Service]:
@@ -108,8 +113,14 @@ def entry_points(project: Path) -> dict[str, Service]:
         "create_embedded_session": Service("create_embedded_session", "python", "create_embedded_session", main),
         "session_status": Service("session_status", "python", "session_status", main, store="firestore"),
         "stripe_webhook": Service("stripe_webhook", "python", "stripe_webhook", main, store="firestore"),
-        "api": Service("api", "python", "api", main, create_path="/api/checkout/embedded-session",
-                       status_path="/api/checkout/session-status"),
+        "api": Service(
+            "api",
+            "python",
+            "api",
+            main,
+            create_path="/api/checkout/embedded-session",
+            status_path="/api/checkout/session-status",
+        ),
     }
 
 
@@ -122,8 +133,9 @@ def yardsticks() -> dict[str, Service]:
     }
 
 
-EXPRESS_SERVICE = Service("express example", "node", create_path="/api/checkout/embedded-session",
-                          status_path="/api/checkout/session-status")
+EXPRESS_SERVICE = Service(
+    "express example", "node", create_path="/api/checkout/embedded-session", status_path="/api/checkout/session-status"
+)
 
 
 def express_ready(quiet: bool = True) -> str | None:
@@ -133,14 +145,16 @@ def express_ready(quiet: bool = True) -> str | None:
     if not (EXPRESS / "node_modules" / "express").is_dir():
         if shutil.which("npm") is None:
             return "npm is not installed"
-        result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=EXPRESS,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=EXPRESS, capture_output=True, text=True
+        )
         if result.returncode != 0:
             return f"`npm ci` in {EXPRESS.relative_to(procs.ROOT)} failed: {result.stderr.strip()[:200]}"
     return None
 
 
 # -- the first request each kind of server must answer with 200 -------------
+
 
 def signed_event(event: dict) -> tuple[bytes, str]:
     payload = json.dumps(event)

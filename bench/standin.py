@@ -39,20 +39,22 @@ class Standin:
         self.set_latency(latency)
 
     def request_count(self) -> int:
-        status, body = procs.request(self.url + "/_standin/requests")
+        _status, body = procs.request(self.url + "/_standin/requests")
         return json.loads(body)["request_count"]
 
     def create_session(self) -> str:
         """An open Checkout Session, created the way the service creates one."""
-        form = urllib.parse.urlencode({
-            "mode": "payment",
-            "ui_mode": "embedded_page",
-            "return_url": RETURN_URL,
-            "line_items[0][quantity]": "1",
-            "line_items[0][price_data][currency]": "usd",
-            "line_items[0][price_data][unit_amount]": "200",
-            "line_items[0][price_data][product_data][name]": "Benchmark board",
-        }).encode()
+        form = urllib.parse.urlencode(
+            {
+                "mode": "payment",
+                "ui_mode": "embedded_page",
+                "return_url": RETURN_URL,
+                "line_items[0][quantity]": "1",
+                "line_items[0][price_data][currency]": "usd",
+                "line_items[0][price_data][unit_amount]": "200",
+                "line_items[0][price_data][product_data][name]": "Benchmark board",
+            }
+        ).encode()
         headers = {
             "Authorization": f"Bearer {API_KEY}",
             "Content-Type": "application/x-www-form-urlencoded",

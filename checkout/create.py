@@ -10,6 +10,7 @@ here on the server; the body may only add metadata and a prefilled email.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from common.errors import InvalidRequest
 from common.http import client_ip, parse_json, read_body
@@ -36,8 +37,9 @@ async def create_embedded_session(request, context) -> tuple[dict, int]:
     # from outside our app is turned away before it costs a counted write.
     app_id = await context.app_check().verify(request) if settings.app_check_project_number else None
     client = client_ip(request, settings.trusted_proxy_hops)
-    await context.limiter().check("create_embedded_session", settings.rate_limit_create, client,
-                                  fail_open=settings.rate_limit_fail_open_create)
+    await context.limiter().check(
+        "create_embedded_session", settings.rate_limit_create, client, fail_open=settings.rate_limit_fail_open_create
+    )
     fields = parse_body(await read_body(request, MAX_BODY_BYTES))
     idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
     params = session_params(settings.return_url, **fields)
@@ -58,7 +60,7 @@ def parse_body(raw: bytes) -> dict:
     if unknown:
         raise InvalidRequest(f"Unknown field: {label(unknown[0])}. Allowed fields: metadata, customer_email.")
 
-    fields = {}
+    fields: dict[str, Any] = {}
     if body.get("metadata") is not None:
         fields["metadata"] = validate_metadata(body["metadata"])
     if body.get("customer_email") is not None:
@@ -104,7 +106,7 @@ def validate_email(value) -> str:
     try:
         return email_validator.validate_email(value, check_deliverability=False).normalized
     except email_validator.EmailNotValidError:
-        raise InvalidRequest("customer_email is not a valid email address.")
+        raise InvalidRequest("customer_email is not a valid email address.") from None
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
@@ -133,7 +135,7 @@ def scoped_idempotency_key(key: str | None, client: str, app_id: str | None = No
 
 def session_params(return_url: str, metadata: dict | None = None, customer_email: str | None = None) -> dict:
     """The Checkout Session to create: one $2.00 board, paid once, embedded in our page."""
-    params = {
+    params: dict[str, Any] = {
         "line_items": [
             {
                 "price_data": {

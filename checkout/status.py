@@ -27,14 +27,15 @@ async def session_status(request, context) -> tuple[dict, int]:
     if settings.app_check_on_status:
         await context.app_check().verify(request)
     # Always fail open: a buyer waiting for their result is never refused because the counts are unreachable.
-    await context.limiter().check("session_status", settings.rate_limit_status,
-                                  client_ip(request, settings.trusted_proxy_hops), fail_open=True)
+    await context.limiter().check(
+        "session_status", settings.rate_limit_status, client_ip(request, settings.trusted_proxy_hops), fail_open=True
+    )
     stripe = await context.stripe()
     session_id = parse_session_id(request.query_params.get("session_id"), stripe.mode)
     note(request, session_id=session_id)
 
     record = await recorded_payment(request, context, session_id)
-    if state.is_terminal(record):
+    if record is not None and state.is_terminal(record):
         note(request, outcome=record["outcome"], answered_from="store")
         return answer(record, record["outcome"]), 200
 
@@ -89,5 +90,10 @@ async def fulfil(request, context, session: dict) -> dict | None:
 
 
 def _store_failed(request, message: str, error: Exception) -> None:
-    logs.write("ERROR", message, endpoint="session_status", error=error.__class__.__name__,
-               **logs.trace_fields(request.headers))
+    logs.write(
+        "ERROR",
+        message,
+        endpoint="session_status",
+        error=error.__class__.__name__,
+        **logs.trace_fields(request.headers),
+    )

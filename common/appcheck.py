@@ -68,8 +68,12 @@ class AppCheck:
         self._jwt = jwt
         self.audience = f"projects/{project_number}"
         self.issuer = ISSUER_PREFIX + project_number
-        self._jwks = jwt.PyJWKClient(jwks_url, lifespan=KEYS_LIFESPAN_SECONDS, timeout=FETCH_TIMEOUT_SECONDS,
-                                     cooldown_duration=REFRESH_COOLDOWN_SECONDS)
+        self._jwks = jwt.PyJWKClient(
+            jwks_url,
+            lifespan=KEYS_LIFESPAN_SECONDS,
+            timeout=FETCH_TIMEOUT_SECONDS,
+            cooldown_duration=REFRESH_COOLDOWN_SECONDS,
+        )
         self._fetching = asyncio.Lock()
         self._failed_at = float("-inf")  # monotonic time of the last failed fetch
 
@@ -102,8 +106,15 @@ class AppCheck:
         if key is None:
             key = await self._fetched_key(kid)
         try:
-            claims = jwt.decode(token, key, algorithms=["RS256"], audience=self.audience, issuer=self.issuer,
-                                leeway=LEEWAY_SECONDS, options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
         except jwt.InvalidTokenError as error:
             raise InvalidToken(error.__class__.__name__) from None
         if not isinstance(claims["sub"], str) or not claims["sub"]:

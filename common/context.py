@@ -35,10 +35,7 @@ class Context:
     def settings(self) -> Settings:
         """Parsed on first use. A failed parse is not kept: every request gets the same clear 500."""
         if self._settings is None:
-            if self._env is None:
-                parsed = settings_module.from_environment()
-            else:
-                parsed = settings_module.from_env(self._env)
+            parsed = settings_module.from_environment() if self._env is None else settings_module.from_env(self._env)
             logs.configure(parsed.google_cloud_project, parsed.service, parsed.revision)
             self._settings = parsed
         return self._settings
@@ -81,6 +78,7 @@ class Context:
         """The App Check verifier; only asked for when APP_CHECK_PROJECT_NUMBER is set."""
         if self._app_check is None:
             settings = self.settings
+            assert settings.app_check_project_number, "App Check is off"
             self._app_check = appcheck.AppCheck(settings.app_check_project_number, settings.app_check_jwks_url)
         return self._app_check
 

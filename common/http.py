@@ -12,7 +12,7 @@ import asyncio
 import json
 import math
 import re
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -63,8 +63,11 @@ def answer_for(error: Exception) -> tuple[int, str, dict] | None:
         case errors.RateLimited():
             return 429, "Too many requests; slow down and retry later.", {"Retry-After": str(error.retry_after)}
         case errors.CheckUnavailable():
-            return 503, "Could not check this request right now; try again shortly.", {
-                "Retry-After": str(error.retry_after)}
+            return (
+                503,
+                "Could not check this request right now; try again shortly.",
+                {"Retry-After": str(error.retry_after)},
+            )
         case errors.SettingError():
             return 500, f"Server misconfigured: {error.name} {error.problem}.", {}
         case errors.IdempotencyConflict():
@@ -101,7 +104,7 @@ def endpoint(name: str, handler: Handler, context, methods: tuple[str, ...], cor
     cross-site form or `text/plain` POST is sent without a preflight). The
     webhook is called by Stripe, not a browser, and sends no CORS headers.
     """
-    allowed = methods + ("OPTIONS",) if cors else methods
+    allowed = (*methods, "OPTIONS") if cors else methods
 
     async def serve(request: Request) -> Response:
         request.state.log = {}
@@ -117,22 +120,27 @@ def endpoint(name: str, handler: Handler, context, methods: tuple[str, ...], cor
             response = json_response(body, status)
             if origin:
                 _cors_headers(response, origin)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - every failure becomes a JSON answer; a bug is reported there
             response = _error_response(request, name, error, context if cors else None)
         else:
             _log_line(request, name, response.status_code)
         return response
 
     serve.__name__ = serve.__qualname__ = name
-    serve.allowed_methods = allowed  # what its Allow header lists; the API description is checked against it
+    serve.allowed_methods = allowed  # type: ignore[attr-defined] # what its Allow header lists; the API description is checked against it
     return serve
 
 
 def _error_response(request: Request, name: str, error: Exception, cors_context) -> Response:
     answer = answer_for(error)
     if answer is None:  # a bug: answer JSON, report the class and stack, never the value
-        logs.error_report(f"{name}: unhandled {error.__class__.__name__}", error, endpoint=name, status=500,
-                          **logs.trace_fields(request.headers))
+        logs.error_report(
+            f"{name}: unhandled {error.__class__.__name__}",
+            error,
+            endpoint=name,
+            status=500,
+            **logs.trace_fields(request.headers),
+        )
         answer = 500, "Internal error; it has been logged.", {}
     else:
         _log_line(request, name, answer[0], error)
@@ -188,13 +196,16 @@ def _preflight(request: Request, context) -> Response:
     origin = _allowed_origin(request, context)
     if origin is None:
         raise HttpError(403, "Origin not allowed; add it to ALLOWED_ORIGINS.", {"Vary": "Origin"})
-    return Response(status_code=204, headers={
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-        "Access-Control-Allow-Headers": ALLOWED_HEADERS,
-        "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_SECONDS,
-        "Vary": "Origin",
-    })
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_SECONDS,
+            "Vary": "Origin",
+        },
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

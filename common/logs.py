@@ -61,7 +61,7 @@ def trace_fields(headers) -> dict:
 def _traceparent(header: str | None) -> tuple[str, str, bool] | None:
     """version-trace_id-parent_id-flags (https://www.w3.org/TR/trace-context/#traceparent-header)."""
     match = _TRACEPARENT.fullmatch(header.strip()) if header else None
-    if not match or header.strip().startswith("ff") or match.group(1) == "0" * 32 or match.group(2) == "0" * 16:
+    if not match or match.group(0).startswith("ff") or match.group(1) == "0" * 32 or match.group(2) == "0" * 16:
         return None
     return match.group(1), match.group(2), int(match.group(3), 16) & 1 == 1
 
@@ -113,8 +113,12 @@ class _JsonHandler(logging.Handler):
 
 def _severity(level: int) -> str:
     """Cloud Logging's severity for a logging level, custom levels included."""
-    for bound, severity in ((logging.CRITICAL, "CRITICAL"), (logging.ERROR, "ERROR"), (logging.WARNING, "WARNING"),
-                            (logging.INFO, "INFO")):
+    for bound, severity in (
+        (logging.CRITICAL, "CRITICAL"),
+        (logging.ERROR, "ERROR"),
+        (logging.WARNING, "WARNING"),
+        (logging.INFO, "INFO"),
+    ):
         if level >= bound:
             return severity
     return "DEBUG"

@@ -33,7 +33,7 @@ import math
 import re
 import threading
 import time
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from common import logs
 from common.errors import CheckUnavailable, RateLimited, SettingError
@@ -160,7 +160,7 @@ class LimitsCounts:
             ) from None
         self.description = f"{uri.split('://', 1)[0].removeprefix('async+')} through limits"
         self._limiter = strategies.MovingWindowRateLimiter(self._storage)
-        self._items: dict[str, object] = {}
+        self._items: dict[str, Any] = {}  # limits' parsed rates, by their text
 
     async def hit(self, rates: tuple[Rate, ...], scope: str, key: str) -> float | None:
         from limits import parse
@@ -214,8 +214,13 @@ class Limiter:
             wait = await self._hit(rates, scope, client)
         except CountsUnavailable as error:
             outcome = "counted by this instance alone" if fail_open else "refused"
-            logs.write("WARNING" if fail_open else "ERROR", f"Rate-limit counts unavailable; request {outcome}.",
-                       endpoint=scope, storage=self.counts.description, error=str(error))
+            logs.write(
+                "WARNING" if fail_open else "ERROR",
+                f"Rate-limit counts unavailable; request {outcome}.",
+                endpoint=scope,
+                storage=self.counts.description,
+                error=str(error),
+            )
             if not fail_open:
                 raise CheckUnavailable("rate-limit counts unavailable", math.ceil(SHARED_PAUSE_SECONDS)) from None
             wait = await self._fallback.hit(rates, scope, client)

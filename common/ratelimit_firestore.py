@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
@@ -75,15 +75,18 @@ class FirestoreCounts:
             batch = client.batch()
             for rate, end in windows:
                 window = client.collection(self.collection).document(document_id(scope, rate, end - rate.seconds, key))
-                batch.set(window, {"count": firestore.Increment(1), "expires_at": datetime.fromtimestamp(end, timezone.utc)},
-                          merge=True)
+                batch.set(
+                    window,
+                    {"count": firestore.Increment(1), "expires_at": datetime.fromtimestamp(end, UTC)},
+                    merge=True,
+                )
             results = await batch.commit(retry=None, timeout=SHARED_TIMEOUT_SECONDS)
             counts = [result.transform_results[0].integer_value for result in results]
         except UNAVAILABLE_ERRORS as error:
             raise CountsUnavailable(error.__class__.__name__) from error
         except IndexError:  # a server that applies transforms must report them; this one did not
             raise CountsUnavailable("NoTransformResult") from None
-        waits = [end - now for (rate, end), count in zip(windows, counts) if count > rate.amount]
+        waits = [end - now for (rate, end), count in zip(windows, counts, strict=False) if count > rate.amount]
         if not waits:
             return None
         wait = max(waits)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from typing import Any
 
 from common.errors import SettingError
 
@@ -34,7 +35,7 @@ class Secrets:
         self._values: dict[str, str] = {}
         self._reads: dict[str, asyncio.Future] = {}
         self._failures: dict[str, tuple[float, SettingError]] = {}
-        self._client = None
+        self._client: Any = None  # the Secret Manager client, imported on first use
 
     async def resolve(self, setting: str, value: str) -> str:
         """The secret behind `value`: itself, or the Secret Manager version it names."""
@@ -51,13 +52,13 @@ class Secrets:
         try:
             # shield: a waiter that gives up (its request was cancelled) leaves the read to the others.
             return await asyncio.wait_for(asyncio.shield(read), FETCH_TIMEOUT_SECONDS + 1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SettingError(setting, "could not be read from Secret Manager in time") from None
 
     async def _read(self, setting: str, name: str) -> str:
         try:
             value = await asyncio.wait_for(asyncio.to_thread(self._access, setting, name), FETCH_TIMEOUT_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             error = SettingError(setting, "could not be read from Secret Manager in time")
         except SettingError as refused:
             error = refused

@@ -17,6 +17,7 @@ Request bodies are bounded separately, per endpoint (`common.http.read_body`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -43,7 +44,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = 0
         self._refusal: tuple[int, str] | None = None
-        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_timed_out)
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_timed_out)
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
@@ -103,8 +104,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         """Answer with a JSON error and close: the rest of the connection cannot be parsed."""
         body = json.dumps({"error": message}).encode("ascii")
-        reason = {400: b"Bad Request", 405: b"Method Not Allowed", 408: b"Request Timeout",
-                  431: b"Request Header Fields Too Large"}[status]
+        reason = {
+            400: b"Bad Request",
+            405: b"Method Not Allowed",
+            408: b"Request Timeout",
+            431: b"Request Header Fields Too Large",
+        }[status]
         head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         if status == 405:

@@ -39,12 +39,30 @@ DEFAULTS = {
 # Every environment variable the service reads. Tools and tests start
 # processes with none of these but their own.
 NAMES = (
-    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "FRONTEND_URL", "CHECKOUT_RETURN_PATH", "ALLOWED_ORIGINS",
-    "STRIPE_API_BASE", "RATE_LIMIT_CREATE", "RATE_LIMIT_STATUS", "RATE_LIMIT_STORAGE_URI", "RATE_LIMIT_FAIL_OPEN_CREATE",
-    "TRUSTED_PROXY_HOPS", "APP_CHECK_PROJECT_NUMBER", "APP_CHECK_ON_STATUS", "APP_CHECK_JWKS_URL",
-    "PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "PAYMENT_INTENTS_COLLECTION",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "FRONTEND_URL",
+    "CHECKOUT_RETURN_PATH",
+    "ALLOWED_ORIGINS",
+    "STRIPE_API_BASE",
+    "RATE_LIMIT_CREATE",
+    "RATE_LIMIT_STATUS",
+    "RATE_LIMIT_STORAGE_URI",
+    "RATE_LIMIT_FAIL_OPEN_CREATE",
+    "TRUSTED_PROXY_HOPS",
+    "APP_CHECK_PROJECT_NUMBER",
+    "APP_CHECK_ON_STATUS",
+    "APP_CHECK_JWKS_URL",
+    "PAYMENTS_STORE",
+    "PAYMENTS_COLLECTION",
+    "EVENTS_COLLECTION",
+    "PAYMENT_INTENTS_COLLECTION",
     "SECRET_MANAGER_ENDPOINT",
-    "K_SERVICE", "K_REVISION", "CLOUD_RUN_JOB", "CLOUD_RUN_EXECUTION", "FIRESTORE_EMULATOR_HOST",
+    "K_SERVICE",
+    "K_REVISION",
+    "CLOUD_RUN_JOB",
+    "CLOUD_RUN_EXECUTION",
+    "FIRESTORE_EMULATOR_HOST",
     "GOOGLE_CLOUD_PROJECT",
 )
 
@@ -135,8 +153,9 @@ def from_env(env: Mapping[str, str]) -> Settings:
         app_check_project_number=app_check_project_number,
         app_check_on_status=app_check_on_status,
         app_check_jwks_url=_jwks_url(get("APP_CHECK_JWKS_URL")),
-        payments_store=_store(get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE") or get("CLOUD_RUN_JOB")),
-                              emulator=emulator),
+        payments_store=_store(
+            get("PAYMENTS_STORE"), on_google_cloud=bool(get("K_SERVICE") or get("CLOUD_RUN_JOB")), emulator=emulator
+        ),
         payments_collection=_collection("PAYMENTS_COLLECTION", get("PAYMENTS_COLLECTION")),
         events_collection=_collection("EVENTS_COLLECTION", get("EVENTS_COLLECTION")),
         payment_intents_collection=_collection("PAYMENT_INTENTS_COLLECTION", get("PAYMENT_INTENTS_COLLECTION")),

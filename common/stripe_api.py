@@ -48,7 +48,9 @@ class StripeApi:
     async def retrieve_checkout_session(self, session_id: str) -> dict:
         """The session with its PaymentIntent expanded: a failed delayed payment shows only there."""
         return await self._call(
-            "get", f"/v1/checkout/sessions/{quote(session_id, safe='')}", {"expand": ["payment_intent"]},
+            "get",
+            f"/v1/checkout/sessions/{quote(session_id, safe='')}",
+            {"expand": ["payment_intent"]},
             not_found="No such checkout session.",
         )
 

@@ -102,6 +102,7 @@ class _Connection(asyncio.Protocol):
     def send(self, request: bytes) -> asyncio.Future:
         self._answer = asyncio.get_running_loop().create_future()
         self._headers, self._body, self._received = Headers(), [], False
+        assert self.transport is not None, "sent before the connection was made"
         self.transport.write(request)
         return self._answer
 

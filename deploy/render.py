@@ -38,7 +38,7 @@ class RenderError(Exception):
 
 def templates() -> list[str]:
     """The template files, relative to this folder: the shared flags, then one environment per entry point."""
-    return [FLAGS] + sorted(f"{ENV_DIR}/{path.name}" for path in (HERE / ENV_DIR).glob("*.yaml"))
+    return [FLAGS, *sorted(f"{ENV_DIR}/{path.name}" for path in (HERE / ENV_DIR).glob("*.yaml"))]
 
 
 def fill(relative: str, substitutions: Mapping[str, str]) -> dict:

@@ -105,7 +105,7 @@ def start_firestore_emulator(host: str = "127.0.0.1", port: int = 0, timeout: fl
     while True:
         chosen = port or _free_port(host)
         try:
-            return _start(command + [f"--host={host}", f"--port={chosen}"], host, chosen, timeout)
+            return _start([*command, f"--host={host}", f"--port={chosen}"], host, chosen, timeout)
         except _PortTaken as taken:
             attempts_left -= 1
             if not attempts_left:
@@ -136,7 +136,10 @@ def _sdk_root(gcloud: str) -> Path:
     with tempfile.TemporaryDirectory() as config:
         answer = subprocess.run(
             [gcloud, "info", "--format=value(installation.sdk_root)"],
-            env=gcloud_env(config), capture_output=True, text=True, timeout=30,
+            env=gcloud_env(config),
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     return Path(answer.stdout.strip() or guess)
 
@@ -207,8 +210,9 @@ class _Child:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
             if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
             time.sleep(0.02)
+        assert self.returncode is not None
         return self.returncode
 
 
@@ -223,7 +227,9 @@ def _spawn(command: list[str]) -> _Child:
     read_end, write_end = os.pipe()
     try:
         pid = os.posix_spawn(
-            command[0], command, os.environ,
+            command[0],
+            command,
+            os.environ,
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, write_end, 1),

@@ -43,9 +43,14 @@ import time
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from devtools.simulate import STORE_SETTINGS
+
+if TYPE_CHECKING:
+    from devtools.firestore_emulator import EmulatorProcess
+    from devtools.stripe_standin import StripeStandin
 from payments.events import HANDLED_EVENTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +154,9 @@ def wait_until_listening(host: str, port: int, process: subprocess.Popen, name: 
         except OSError:
             pass
         if process.poll() is not None:
-            raise StartupError(f"The {name} exited with code {process.returncode} before serving; see its output above.")
+            raise StartupError(
+                f"The {name} exited with code {process.returncode} before serving; see its output above."
+            )
         if time.monotonic() > deadline:
             raise StartupError(f"The {name} did not listen on port {port} within {timeout:g} s.")
         time.sleep(0.1)
@@ -276,8 +283,8 @@ class LocalStack:
         self.options = options
         self.env = dict(options.env)
         self.mode = "simulated" if not self.env.get("STRIPE_SECRET_KEY", "").strip() else "stripe"
-        self.standin = None
-        self.emulator = None
+        self.standin: StripeStandin | None = None
+        self.emulator: EmulatorProcess | None = None
         self.api_process: subprocess.Popen | None = None
         self.listen_process: subprocess.Popen | None = None
         self.page: ExamplePageServer | None = None
@@ -347,7 +354,7 @@ class LocalStack:
             self.standin = None
             self._remove_env_file()
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         self.start()
         return self
 
@@ -371,11 +378,13 @@ class LocalStack:
 
     def _check_ports(self) -> None:
         host = self.options.host
-        wanted = [("API", "--api-port", host, self.options.api_port),
-                  ("example page", "--page-port", host, self.options.page_port)]
+        wanted = [
+            ("API", "--api-port", host, self.options.api_port),
+            ("example page", "--page-port", host, self.options.page_port),
+        ]
         if self.mode == "simulated":
             wanted.append(("Stripe stand-in", "--stripe-port", STANDIN_HOST, self.options.stripe_port))
-        seen = {}
+        seen: dict[int, str] = {}
         for name, option, bind_host, port in wanted:
             if port in seen:
                 raise PortInUse(f"The {name} and the {seen[port]} cannot share port {port}; change {option}.")
@@ -396,7 +405,7 @@ class LocalStack:
             origins = self.page_origins()
             frontend = urlsplit(env["FRONTEND_URL"])
             frontend_origin = f"{frontend.scheme}://{frontend.netloc}"
-            env["ALLOWED_ORIGINS"] = ",".join(dict.fromkeys(origins + [frontend_origin]))
+            env["ALLOWED_ORIGINS"] = ",".join(dict.fromkeys([*origins, frontend_origin]))
 
         if self.mode == "simulated":
             # Fresh secrets per run: the stand-in's world is self-contained, and a
@@ -442,10 +451,16 @@ class LocalStack:
     def _start_api(self) -> None:
         executable = Path(sys.executable).with_name("functions-framework")
         command = [str(executable)] if executable.exists() else [sys.executable, "-m", "functions_framework"]
-        command += ["--target=api", "--source=main.py", f"--port={self.options.api_port}", f"--host={self.options.host}"]
+        command += [
+            "--target=api",
+            "--source=main.py",
+            f"--port={self.options.api_port}",
+            f"--host={self.options.host}",
+        ]
         self.api_process = start_process(command, self.api_env, "API")
-        wait_until_listening(self.options.host, self.options.api_port, self.api_process, "API",
-                             API_READY_TIMEOUT_SECONDS)
+        wait_until_listening(
+            self.options.host, self.options.api_port, self.api_process, "API", API_READY_TIMEOUT_SECONDS
+        )
 
     def _find_webhook_secret(self) -> None:
         """With a real test key, take the webhook secret from the Stripe CLI when it is installed.
@@ -456,8 +471,10 @@ class LocalStack:
         Without the CLI, the user is told what to run.
         """
         if self.api_env.get("STRIPE_WEBHOOK_SECRET", "").strip():
-            self.notes.append("Webhook secret from STRIPE_WEBHOOK_SECRET; forward test events with "
-                              f"`stripe listen --forward-to {self.webhook_url}`.")
+            self.notes.append(
+                "Webhook secret from STRIPE_WEBHOOK_SECRET; forward test events with "
+                f"`stripe listen --forward-to {self.webhook_url}`."
+            )
             return
         cli = shutil.which("stripe")
         if cli is None:
@@ -474,8 +491,10 @@ class LocalStack:
         except (OSError, subprocess.TimeoutExpired):
             secret = ""
         if not secret.startswith("whsec_"):
-            self.notes.append("`stripe listen --print-secret` gave no whsec_ secret (is the key valid?); "
-                              "/webhook answers 500 until STRIPE_WEBHOOK_SECRET is set.")
+            self.notes.append(
+                "`stripe listen --print-secret` gave no whsec_ secret (is the key valid?); "
+                "/webhook answers 500 until STRIPE_WEBHOOK_SECRET is set."
+            )
             return
         self.api_env["STRIPE_WEBHOOK_SECRET"] = secret
         self._stripe_cli = cli
@@ -488,7 +507,8 @@ class LocalStack:
         key = self.api_env["STRIPE_SECRET_KEY"].strip()
         self.listen_process = start_process(
             [cli, "listen", "--api-key", key, "--forward-to", self.webhook_url, "--events", ",".join(HANDLED_EVENTS)],
-            self.env, "Stripe CLI",
+            self.env,
+            "Stripe CLI",
         )
         self.notes.append(f"`stripe listen` forwards test-mode events to {self.webhook_url}.")
 
@@ -528,8 +548,10 @@ class LocalStack:
         for name in STORE_SETTINGS:
             if self.api_env.get(name):
                 values[name] = self.api_env[name]
-        lines = ["# Written by `python -m devtools.run_local` for `python -m devtools.simulate`.",
-                 "# Rewritten on every run and removed when it stops; the secrets are local-only."]
+        lines = [
+            "# Written by `python -m devtools.run_local` for `python -m devtools.simulate`.",
+            "# Rewritten on every run and removed when it stops; the secrets are local-only.",
+        ]
         lines += [f"{name}={shlex.quote(value)}" for name, value in values.items()]
         fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -555,7 +577,7 @@ class LocalStack:
     def describe_store(self) -> str:
         choice = self.api_env.get("PAYMENTS_STORE", "")
         if choice.startswith("sqlite:///"):
-            path = Path(choice[len("sqlite:///"):])
+            path = Path(choice[len("sqlite:///") :])
             try:
                 path = path.relative_to(ROOT)
             except ValueError:
@@ -616,11 +638,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-port", type=int, default=8080, help="API port (default 8080)")
     parser.add_argument("--page-port", type=int, default=5173, help="example page port (default 5173)")
     parser.add_argument("--stripe-port", type=int, default=12111, help="Stripe stand-in port (default 12111)")
-    parser.add_argument("--firestore", action="store_true",
-                        help="store payments in Google's Firestore emulator instead of SQLite (needs gcloud's "
-                             "cloud-firestore-emulator component and Java)")
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                        help="where the SQLite store and dev.env live (default .local/)")
+    parser.add_argument(
+        "--firestore",
+        action="store_true",
+        help="store payments in Google's Firestore emulator instead of SQLite (needs gcloud's "
+        "cloud-firestore-emulator component and Java)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="where the SQLite store and dev.env live (default .local/)",
+    )
     return parser.parse_args(argv)
 
 
@@ -634,9 +663,16 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
-    stack = LocalStack(Options(host=args.host, api_port=args.api_port, page_port=args.page_port,
-                               stripe_port=args.stripe_port, firestore=args.firestore,
-                               state_dir=args.state_dir.resolve()))
+    stack = LocalStack(
+        Options(
+            host=args.host,
+            api_port=args.api_port,
+            page_port=args.page_port,
+            stripe_port=args.stripe_port,
+            firestore=args.firestore,
+            state_dir=args.state_dir.resolve(),
+        )
+    )
     try:
         if stack.mode == "simulated":
             print("No STRIPE_SECRET_KEY: starting the local Stripe stand-in; payments are SIMULATED.", flush=True)
@@ -645,8 +681,11 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             failed = stack.failed_process()
             if failed is not None:
-                print(f"The {failed[0]} stopped with exit code {failed[1]}; stopping everything.",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"The {failed[0]} stopped with exit code {failed[1]}; stopping everything.",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
         print("Stopping…", flush=True)
         return 0

@@ -62,8 +62,14 @@ DELIVERY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 # Settings the payment store reads, handed over from run_local through dev.env.
-STORE_SETTINGS = ("PAYMENTS_STORE", "PAYMENTS_COLLECTION", "EVENTS_COLLECTION", "PAYMENT_INTENTS_COLLECTION",
-                  "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")
+STORE_SETTINGS = (
+    "PAYMENTS_STORE",
+    "PAYMENTS_COLLECTION",
+    "EVENTS_COLLECTION",
+    "PAYMENT_INTENTS_COLLECTION",
+    "FIRESTORE_EMULATOR_HOST",
+    "GOOGLE_CLOUD_PROJECT",
+)
 STRIPE_CLI_HINT = (
     "With a real Stripe test key, use the Stripe CLI instead: "
     "`stripe listen --forward-to localhost:8080/webhook` and `stripe trigger checkout.session.completed`."
@@ -163,7 +169,9 @@ def load_config(env_file: Path | None = DEFAULT_ENV_FILE, **overrides) -> Config
     )
     secret = config.webhook_secret.split(",")[0].strip()
     if not secret.startswith("whsec_"):
-        raise SimulationError("No webhook secret (whsec_…): set STRIPE_WEBHOOK_SECRET or start the stack with `make run`.")
+        raise SimulationError(
+            "No webhook secret (whsec_…): set STRIPE_WEBHOOK_SECRET or start the stack with `make run`."
+        )
     config.webhook_secret = secret
     return config
 
@@ -177,7 +185,9 @@ def _standin(config: Config, method: str, path: str, payload: dict | None = None
     try:
         response = requests.request(method, url, json=payload, timeout=TIMEOUT_SECONDS)
     except requests.ConnectionError as error:
-        raise SimulationError(f"Cannot reach the Stripe stand-in at {config.stripe_url}: is `make run` running?") from error
+        raise SimulationError(
+            f"Cannot reach the Stripe stand-in at {config.stripe_url}: is `make run` running?"
+        ) from error
     try:
         body = response.json()
     except ValueError:
@@ -192,12 +202,15 @@ def latest_open_session(config: Config) -> str:
     """The newest open Checkout Session, asked for with Stripe's own list API."""
     from common.stripe_rules import API_VERSION
 
-    client = stripe.StripeClient(config.secret_key, stripe_version=API_VERSION,
-                                 base_addresses={"api": config.stripe_url})
+    client = stripe.StripeClient(
+        config.secret_key, stripe_version=API_VERSION, base_addresses={"api": config.stripe_url}
+    )
     try:
         sessions = client.v1.checkout.sessions.list(params={"status": "open", "limit": 1})
     except stripe.APIConnectionError as error:
-        raise SimulationError(f"Cannot reach the Stripe stand-in at {config.stripe_url}: is `make run` running?") from error
+        raise SimulationError(
+            f"Cannot reach the Stripe stand-in at {config.stripe_url}: is `make run` running?"
+        ) from error
     except stripe.InvalidRequestError as error:
         raise SimulationError(f"Listing sessions failed: {error.user_message}") from error
     if not sessions.data:
@@ -221,8 +234,9 @@ def deliver(config: Config, event: dict) -> Delivery:
     headers = dict(DELIVERY_HEADERS)
     headers["Stripe-Signature"] = stripe.WebhookSignature.generate_signature_header(payload, config.webhook_secret)
     try:
-        response = requests.post(config.webhook_url, data=payload.encode("utf-8"), headers=headers,
-                                 timeout=TIMEOUT_SECONDS)
+        response = requests.post(
+            config.webhook_url, data=payload.encode("utf-8"), headers=headers, timeout=TIMEOUT_SECONDS
+        )
     except requests.ConnectionError as error:
         raise SimulationError(f"Cannot reach the webhook at {config.webhook_url}: is the API running?") from error
     return Delivery(event["id"], event["type"], response.status_code, response.text.strip())
@@ -261,12 +275,15 @@ def read_back(config: Config, report: Report) -> Report:
             report.recorded = asyncio.run(recorded())
     except SettingError as error:
         report.store_problem = f"{error.name} {error.problem}"
-    except Exception as error:  # any store trouble is worth a line, not a traceback
+    except Exception as error:  # noqa: BLE001 - any store trouble is worth a line, not a traceback
         report.store_problem = f"{error.__class__.__name__}: {error}"
 
     try:
-        response = requests.get(config.api_url + "/api/checkout/session-status",
-                                params={"session_id": report.session_id}, timeout=TIMEOUT_SECONDS)
+        response = requests.get(
+            config.api_url + "/api/checkout/session-status",
+            params={"session_id": report.session_id},
+            timeout=TIMEOUT_SECONDS,
+        )
         body = response.json()
         if response.status_code == 200:
             report.status = body
@@ -277,8 +294,9 @@ def read_back(config: Config, report: Report) -> Report:
     return report
 
 
-def _act_and_deliver(config: Config, session_id: str, action: str, steps: list[tuple[str, dict]],
-                     webhook: bool = True) -> Report:
+def _act_and_deliver(
+    config: Config, session_id: str, action: str, steps: list[tuple[str, dict]], webhook: bool = True
+) -> Report:
     """Each step is an admin path under /_standin/ (sessions/ID/… or payments/ID/…) and its payload."""
     report = Report(session_id=session_id, action=action)
     for path, payload in steps:
@@ -303,13 +321,15 @@ def pay(config: Config, session_id: str | None = None, outcome: str = "paid", we
     session_id = resolve_session(config, session_id)
     at = f"sessions/{session_id}"
     if outcome == "paid":
-        return _act_and_deliver(config, session_id, "completed and paid",
-                                [(f"{at}/complete", {"payment_status": "paid"})], webhook)
+        return _act_and_deliver(
+            config, session_id, "completed and paid", [(f"{at}/complete", {"payment_status": "paid"})], webhook
+        )
     if outcome not in ("async-succeed", "async-fail"):
         raise ValueError("outcome must be paid, async-succeed or async-fail")
     succeeded = outcome == "async-succeed"
     return _act_and_deliver(
-        config, session_id,
+        config,
+        session_id,
         "completed unpaid, then the delayed payment " + ("succeeded" if succeeded else "failed"),
         [(f"{at}/complete", {"payment_status": "unpaid"}), (f"{at}/async_payment", {"succeeded": succeeded})],
         webhook,
@@ -330,7 +350,7 @@ def refund(config: Config, session_id: str, amount: int | None = None) -> Report
 
 def dispute(config: Config, session_id: str, close: str | None = None) -> Report:
     """Open a chargeback on a paid session's payment; `close` = "won" or "lost" closes it too."""
-    steps = [(f"payments/{session_id}/dispute", {})]
+    steps: list[tuple[str, dict]] = [(f"payments/{session_id}/dispute", {})]
     if close is not None:
         steps.append((f"payments/{session_id}/close_dispute", {"won": close == "won"}))
     return _act_and_deliver(config, session_id, "disputed" + (f", and the dispute {close}" if close else ""), steps)
@@ -340,8 +360,11 @@ def replay(config: Config, event_id: str) -> Report:
     """Deliver an already-sent event again, as Stripe's retries do: the webhook should call it a duplicate."""
     event = _standin(config, "GET", f"/_standin/events/{event_id}")
     obj = event["data"]["object"]
-    session_id = obj["id"] if obj.get("object") == "checkout.session" else (
-        _standin(config, "GET", f"/_standin/payments/{obj['id']}")["session"])
+    session_id = (
+        obj["id"]
+        if obj.get("object") == "checkout.session"
+        else (_standin(config, "GET", f"/_standin/payments/{obj['id']}")["session"])
+    )
     report = Report(session_id=session_id, action=f"replayed {event_id}")
     report.deliveries.append(deliver(config, event))
     return read_back(config, report)
@@ -381,22 +404,29 @@ def format_report(report: Report, config: Config) -> str:
     if not report.ok:
         lines.append("The webhook did not accept every event; see the API's log for the reason.")
     if report.undelivered:
-        lines.append("Stripe still lists these events: `python -m payments.reconcile` records them, with this "
-                     "stack's settings: (set -a; . .local/dev.env; python -m payments.reconcile --since 1h)")
+        lines.append(
+            "Stripe still lists these events: `python -m payments.reconcile` records them, with this "
+            "stack's settings: (set -a; . .local/dev.env; python -m payments.reconcile --since 1h)"
+        )
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--env-file", type=Path, default=DEFAULT_ENV_FILE,
-                        help="settings written by run_local (default .local/dev.env)")
+    common.add_argument(
+        "--env-file", type=Path, default=DEFAULT_ENV_FILE, help="settings written by run_local (default .local/dev.env)"
+    )
     common.add_argument("--stripe-url", help="the Stripe stand-in's base URL (STRIPE_API_BASE)")
     common.add_argument("--webhook-url", help=f"where to deliver events (default {DEFAULT_WEBHOOK_URL})")
     common.add_argument("--webhook-secret", help="whsec_… to sign with (STRIPE_WEBHOOK_SECRET)")
     common.add_argument("--api-url", help="the API's base URL, for reading the status back")
     lost = argparse.ArgumentParser(add_help=False)
-    lost.add_argument("--no-webhook", dest="webhook", action="store_false",
-                      help="change the session but deliver nothing, as if the webhook were lost")
+    lost.add_argument(
+        "--no-webhook",
+        dest="webhook",
+        action="store_false",
+        help="change the session but deliver nothing, as if the webhook were lost",
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m devtools.simulate",
@@ -405,10 +435,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     pay_parser = commands.add_parser("pay", parents=[common, lost], help="complete a session and pay it")
     outcome = pay_parser.add_mutually_exclusive_group()
-    outcome.add_argument("--async-succeed", dest="outcome", action="store_const", const="async-succeed",
-                         help="complete unpaid, then the delayed payment succeeds")
-    outcome.add_argument("--async-fail", dest="outcome", action="store_const", const="async-fail",
-                         help="complete unpaid, then the delayed payment fails")
+    outcome.add_argument(
+        "--async-succeed",
+        dest="outcome",
+        action="store_const",
+        const="async-succeed",
+        help="complete unpaid, then the delayed payment succeeds",
+    )
+    outcome.add_argument(
+        "--async-fail",
+        dest="outcome",
+        action="store_const",
+        const="async-fail",
+        help="complete unpaid, then the delayed payment fails",
+    )
     pay_parser.set_defaults(outcome="paid")
     pay_parser.add_argument("session_id", nargs="?", default="latest", help="cs_test_… or latest (default)")
     expire_parser = commands.add_parser("expire", parents=[common, lost], help="expire an open session")
@@ -424,8 +464,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     replay_parser = commands.add_parser("replay", parents=[common], help="deliver an event again")
     replay_parser.add_argument("event_id", help="evt_… as printed by an earlier command")
     commands.add_parser("latest", parents=[common], help="print the newest open session id")
-    commands.add_parser("events", help="print the event types the webhook handles, comma-separated "
-                                       "(for stripe listen --events and the endpoint's registration)")
+    commands.add_parser(
+        "events",
+        help="print the event types the webhook handles, comma-separated "
+        "(for stripe listen --events and the endpoint's registration)",
+    )
     return parser.parse_args(argv)
 
 
@@ -437,8 +480,13 @@ def main(argv: list[str] | None = None) -> int:
         print(",".join(HANDLED_EVENTS))
         return 0
     try:
-        config = load_config(args.env_file, stripe_url=args.stripe_url, webhook_url=args.webhook_url,
-                             webhook_secret=args.webhook_secret, api_url=args.api_url)
+        config = load_config(
+            args.env_file,
+            stripe_url=args.stripe_url,
+            webhook_url=args.webhook_url,
+            webhook_secret=args.webhook_secret,
+            api_url=args.api_url,
+        )
         if args.command == "latest":
             print(latest_open_session(config))
             return 0

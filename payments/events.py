@@ -60,7 +60,10 @@ def change_from_event(event: dict) -> SessionChange | ChargeChange | None:
 
     if event_type in SESSION_EVENTS:
         return SessionChange(
-            session=checked_session(data, event_id), event_id=event_id, event_type=event_type, created=created,
+            session=checked_session(data, event_id),
+            event_id=event_id,
+            event_type=event_type,
+            created=created,
             payment_failed=event_type == "checkout.session.async_payment_failed",
         )
     if event_type in REFUND_EVENTS:
@@ -69,8 +72,11 @@ def change_from_event(event: dict) -> SessionChange | ChargeChange | None:
         amount_refunded, refunded = data.get("amount_refunded"), data.get("refunded")
         _check(_is_amount(amount_refunded), event_id, "amount_refunded")
         _check(isinstance(refunded, bool), event_id, "refunded")
-        return ChargeChange(intent, event_id, event_type, created, amount_refunded=amount_refunded,
-                            refunded=refunded) if intent else None
+        return (
+            ChargeChange(intent, event_id, event_type, created, amount_refunded=amount_refunded, refunded=refunded)
+            if intent
+            else None
+        )
 
     _check(data.get("object") == "dispute" and is_id(DISPUTE_ID, data.get("id")), event_id, "data.object")
     intent = _payment_intent(data, event_id)
@@ -84,8 +90,9 @@ def change_from_event(event: dict) -> SessionChange | ChargeChange | None:
 
 def change_from_session(session: dict) -> SessionChange:
     """The change a Checkout Session read from Stripe makes (its payment_intent expanded, if asked for)."""
-    return SessionChange(session=checked_session(session, None, expanded=True),
-                         payment_failed=delayed_payment_failed(session))
+    return SessionChange(
+        session=checked_session(session, None, expanded=True), payment_failed=delayed_payment_failed(session)
+    )
 
 
 def checked_session(session: object, event_id: str | None, expanded: bool = False) -> dict:
@@ -94,14 +101,18 @@ def checked_session(session: object, event_id: str | None, expanded: bool = Fals
     States are checked as words, not against today's values: a state Stripe
     adds later is kept out of the record by the state machine, not refused.
     """
-    ok = isinstance(session, dict) and session.get("object") == "checkout.session"
-    _check(ok and is_id(CHECKOUT_SESSION_ID, session.get("id")), event_id, "data.object")
-    assert isinstance(session, dict)
+    if not isinstance(session, dict):
+        raise InvalidRequest(f"{_where(event_id)} has an invalid data.object.")
+    ok = session.get("object") == "checkout.session" and is_id(CHECKOUT_SESSION_ID, session.get("id"))
+    _check(ok, event_id, "data.object")
     for field in ("status", "payment_status"):
         _check(session.get(field) is None or _is_word(session[field]), event_id, field)
     currency = session.get("currency")
-    _check(currency is None or isinstance(currency, str) and _CURRENCY.fullmatch(currency) is not None,
-           event_id, "currency")
+    _check(
+        currency is None or (isinstance(currency, str) and _CURRENCY.fullmatch(currency) is not None),
+        event_id,
+        "currency",
+    )
     _check(session.get("amount_total") is None or _is_amount(session["amount_total"]), event_id, "amount_total")
     _check(session.get("created") is None or _is_time(session["created"]), event_id, "created")
     _check(isinstance(session.get("livemode", False), bool), event_id, "livemode")
@@ -125,8 +136,11 @@ def _payment_intent(data: dict, event_id: str) -> str | None:
 
 def _check(ok: bool, event_id: str | None, field: str) -> None:
     if not ok:
-        where = f"Event {event_id}" if event_id else "Checkout Session"
-        raise InvalidRequest(f"{where} has an invalid {field}.")
+        raise InvalidRequest(f"{_where(event_id)} has an invalid {field}.")
+
+
+def _where(event_id: str | None) -> str:
+    return f"Event {event_id}" if event_id else "Checkout Session"
 
 
 def _is_time(value: object) -> bool:
@@ -148,7 +162,7 @@ def _is_text(value: object, limit: int) -> bool:
 
 
 def _is_word(value: object) -> bool:
-    return _is_text(value, 64) and value.isascii() and value.replace("_", "").isalnum()  # type: ignore[union-attr]
+    return isinstance(value, str) and _is_text(value, 64) and value.isascii() and value.replace("_", "").isalnum()
 
 
 def _is_metadata(value: object) -> bool:

@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import random
 import weakref
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry_async
@@ -74,9 +74,14 @@ UNAVAILABLE_ERRORS = (
 class FirestoreStore:
     """A `PaymentStore` in three Firestore collections."""
 
-    def __init__(self, payments_collection: str, events_collection: str,
-                 intents_collection: str = "payment_intents", project: str | None = None,
-                 emulator_host: str | None = None):
+    def __init__(
+        self,
+        payments_collection: str,
+        events_collection: str,
+        intents_collection: str = "payment_intents",
+        project: str | None = None,
+        emulator_host: str | None = None,
+    ):
         self.payments_collection = payments_collection
         self.events_collection = events_collection
         self.intents_collection = intents_collection
@@ -89,13 +94,16 @@ class FirestoreStore:
         self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def record_event(self, event: dict, change: state.Change) -> bool:
+        event_id = change.event_id
+        assert event_id is not None, "an event's change names the event"
+
         async def attempt() -> bool | None:
             if isinstance(change, state.ChargeChange):
-                stored_event, intent = await self._read(self.event(change.event_id), self.intent(change.payment_intent))
+                stored_event, intent = await self._read(self.event(event_id), self.intent(change.payment_intent))
                 session_id = intent.get("session_id") if intent.exists else None
                 payment = (await self._read(self.payment(session_id)))[0] if session_id else None
             else:
-                stored_event, payment, intent = await self._session_records(change, self.event(change.event_id))
+                stored_event, payment, intent = await self._session_records(change, self.event(event_id))
             if stored_event.exists:
                 return False
             new_payment, new_intent = state.record_change(
@@ -104,15 +112,19 @@ class FirestoreStore:
             batch = self._get_client().batch()
             _write(batch, self.payment(new_payment["session_id"]) if new_payment else None, new_payment, payment)
             _write(batch, self.intent(new_intent["payment_intent"]) if new_intent else None, new_intent, intent)
-            batch.create(self.event(change.event_id), {
-                "type": change.event_type,
-                "session_id": new_payment["session_id"] if new_payment else None,
-                "payment_intent": new_intent["payment_intent"] if new_intent else getattr(change, "payment_intent",
-                                                                                          None),
-                "created": change.created,
-                "received_at": firestore.SERVER_TIMESTAMP,
-                "expires_at": datetime.now(timezone.utc) + EVENT_RETENTION,
-            })
+            batch.create(
+                self.event(event_id),
+                {
+                    "type": change.event_type,
+                    "session_id": new_payment["session_id"] if new_payment else None,
+                    "payment_intent": new_intent["payment_intent"]
+                    if new_intent
+                    else getattr(change, "payment_intent", None),
+                    "created": change.created,
+                    "received_at": firestore.SERVER_TIMESTAMP,
+                    "expires_at": datetime.now(UTC) + EVENT_RETENTION,
+                },
+            )
             await batch.commit(retry=RPC_RETRY, timeout=RPC_TIMEOUT_SECONDS)
             return True
 
@@ -123,7 +135,8 @@ class FirestoreStore:
             payment, intent = await self._session_records(change)
             before = _data(payment)
             after, new_intent = state.record_change(before, _data(intent), change, firestore.SERVER_TIMESTAMP)
-            if state.same(before, after):
+            assert after is not None  # a session change always gives a payment record
+            if before is not None and state.same(before, after):
                 return before
             batch = self._get_client().batch()
             _write(batch, self.payment(change.session_id), after, payment)

@@ -35,7 +35,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from common import logs
 from common.errors import InvalidRequest, ProviderBusy, ProviderError, ProviderUnavailable, SettingError
@@ -99,7 +99,7 @@ def moment(text: str, now: float) -> int:
     except ValueError:
         raise ValueError(f"{text!r} is neither a duration like 72h nor an ISO time like 2026-07-01T09:00Z") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())
 
 
@@ -137,12 +137,20 @@ class Summary:
 
     def fields(self) -> dict:
         return {
-            "reconcile": "summary", "outcome": self.outcome, "since": _iso(self.window.since),
-            "until": _iso(self.window.until), "seen": self.seen, "applied": self.applied,
-            "duplicates": self.duplicates, "skipped": self.skipped, "failed": self.failed,
-            "failed_events": self.failed_events[:LISTED_IDS], "sessions_checked": self.sessions_checked,
+            "reconcile": "summary",
+            "outcome": self.outcome,
+            "since": _iso(self.window.since),
+            "until": _iso(self.window.until),
+            "seen": self.seen,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "failed_events": self.failed_events[:LISTED_IDS],
+            "sessions_checked": self.sessions_checked,
             "sessions_unrecorded": len(self.unrecorded_sessions),
-            "unrecorded_sessions": self.unrecorded_sessions[:LISTED_IDS], "problem": self.problem,
+            "unrecorded_sessions": self.unrecorded_sessions[:LISTED_IDS],
+            "problem": self.problem,
         }
 
     def text(self) -> str:
@@ -151,17 +159,26 @@ class Summary:
             f"{self.duplicates} duplicates, {self.skipped} skipped, {self.failed} failed."
         ]
         if self.sessions_checked is not None:
-            lines.append(f"Checkout Sessions completed in the window: {self.sessions_checked} checked, "
-                         f"{len(self.unrecorded_sessions)} without a complete payment record.")
+            lines.append(
+                f"Checkout Sessions completed in the window: {self.sessions_checked} checked, "
+                f"{len(self.unrecorded_sessions)} without a complete payment record."
+            )
         if self.problem:
             lines.append(f"Stopped early: {self.problem}. Events applied so far are kept; run again to finish.")
         lines.append(f"Outcome: {self.outcome}.")
         return "\n".join(lines)
 
 
-async def reconcile(stripe, store: PaymentStore, window: Window, *, check_sessions: bool = False,
-                    summary: Summary | None = None, page_size: int = PAGE_SIZE,
-                    first_backoff: float = FIRST_BACKOFF_SECONDS) -> Summary:
+async def reconcile(
+    stripe,
+    store: PaymentStore,
+    window: Window,
+    *,
+    check_sessions: bool = False,
+    summary: Summary | None = None,
+    page_size: int = PAGE_SIZE,
+    first_backoff: float = FIRST_BACKOFF_SECONDS,
+) -> Summary:
     """Apply every handled event of `window` through the webhook's path; optionally check sessions.
 
     `stripe` is a `common.stripe_api.StripeApi`. Failures end up in the
@@ -232,8 +249,13 @@ async def _page(stripe, path: str, params: dict, first_backoff: float) -> dict:
             if attempt == PAGE_ATTEMPTS:
                 raise
             wait = first_backoff * 2 ** (attempt - 1)
-            logs.write("WARNING", f"Stripe could not list {path} ({error.__class__.__name__}); retrying in {wait:g} s",
-                       reconcile="retry", error=error.__class__.__name__, attempt=attempt)
+            logs.write(
+                "WARNING",
+                f"Stripe could not list {path} ({error.__class__.__name__}); retrying in {wait:g} s",
+                reconcile="retry",
+                error=error.__class__.__name__,
+                attempt=attempt,
+            )
             await asyncio.sleep(wait)
             attempt += 1
 
@@ -246,8 +268,9 @@ async def _apply(store: PaymentStore, event: dict, summary: Summary) -> None:
         change = events.change_from_event(event)
     except InvalidRequest as error:  # the webhook would refuse it too; a person must look at it
         summary.failed_events.append(str(event.get("id")))
-        logs.error_report(f"reconcile: Stripe event refused: {error}", error, reconcile="event", outcome="refused",
-                          **ids)
+        logs.error_report(
+            f"reconcile: Stripe event refused: {error}", error, reconcile="event", outcome="refused", **ids
+        )
         return
     if change is None:  # a handled type that names no payment (a charge without a PaymentIntent)
         summary.skipped += 1
@@ -262,10 +285,20 @@ async def _apply(store: PaymentStore, event: dict, summary: Summary) -> None:
         return
     summary.applied += 1
     data = event["data"]["object"]
-    extra = {"session_id": data.get("id"), "payment_status": data.get("payment_status")} if (
-        event["type"] in events.SESSION_EVENTS) else {"payment_intent": data.get("payment_intent")}
-    logs.write("WARNING", f"Recorded {event['type']} {event['id']}, which the webhook had not.",
-               reconcile="event", outcome="recorded", age_seconds=int(time.time()) - event["created"], **ids, **extra)
+    extra = (
+        {"session_id": data.get("id"), "payment_status": data.get("payment_status")}
+        if (event["type"] in events.SESSION_EVENTS)
+        else {"payment_intent": data.get("payment_intent")}
+    )
+    logs.write(
+        "WARNING",
+        f"Recorded {event['type']} {event['id']}, which the webhook had not.",
+        reconcile="event",
+        outcome="recorded",
+        age_seconds=int(time.time()) - event["created"],
+        **ids,
+        **extra,
+    )
 
 
 async def _check_session(store: PaymentStore, session: dict, summary: Summary) -> None:
@@ -274,13 +307,18 @@ async def _check_session(store: PaymentStore, session: dict, summary: Summary) -
     if record is not None and record.get("status") == "complete":
         return
     summary.unrecorded_sessions.append(session["id"])
-    logs.write("WARNING", f"Checkout Session {session['id']} is complete at Stripe but not in the payment store.",
-               reconcile="session", session_id=session["id"], payment_status=session.get("payment_status"),
-               recorded_status=record.get("status") if record else None)
+    logs.write(
+        "WARNING",
+        f"Checkout Session {session['id']} is complete at Stripe but not in the payment store.",
+        reconcile="session",
+        session_id=session["id"],
+        payment_status=session.get("payment_status"),
+        recorded_status=record.get("status") if record else None,
+    )
 
 
 def _iso(moment_: int) -> str:
-    return datetime.fromtimestamp(moment_, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(moment_, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -288,15 +326,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m payments.reconcile",
         description="Apply every Stripe event the webhook handles, from a window of time, to the payment store.",
     )
-    parser.add_argument("--since", default="72h",
-                        help="start of the window: a duration back from now (90m, 72h, 3d) or an ISO time; "
-                             "at most 30 days (default 72h, Stripe's retry period)")
-    parser.add_argument("--until", default=None,
-                        help="end of the window, in the same forms (default now); e.g. 10m leaves the newest "
-                             "events to a webhook delivery still on its way")
+    parser.add_argument(
+        "--since",
+        default="72h",
+        help="start of the window: a duration back from now (90m, 72h, 3d) or an ISO time; "
+        "at most 30 days (default 72h, Stripe's retry period)",
+    )
+    parser.add_argument(
+        "--until",
+        default=None,
+        help="end of the window, in the same forms (default now); e.g. 10m leaves the newest "
+        "events to a webhook delivery still on its way",
+    )
     parser.add_argument("--deadline", default="5m", help="stop after this long (default 5m)")
-    parser.add_argument("--check-sessions", action="store_true",
-                        help="also report Checkout Sessions completed in the window that have no payment record")
+    parser.add_argument(
+        "--check-sessions",
+        action="store_true",
+        help="also report Checkout Sessions completed in the window that have no payment record",
+    )
     args = parser.parse_args(argv)
     try:
         args.window = Window.parse(args.since, args.until, time.time())

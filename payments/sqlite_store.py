@@ -21,7 +21,7 @@ import json
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from payments import state
@@ -105,9 +105,15 @@ class SqliteStore:
             db.execute(
                 "INSERT INTO stripe_events (event_id, type, session_id, payment_intent, created, received_at,"
                 " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (change.event_id, change.event_type, new_payment["session_id"] if new_payment else None,
-                 new_intent["payment_intent"] if new_intent else getattr(change, "payment_intent", None),
-                 change.created, _iso(now), _iso(now + EVENT_RETENTION)),
+                (
+                    change.event_id,
+                    change.event_type,
+                    new_payment["session_id"] if new_payment else None,
+                    new_intent["payment_intent"] if new_intent else getattr(change, "payment_intent", None),
+                    change.created,
+                    _iso(now),
+                    _iso(now + EVENT_RETENTION),
+                ),
             )
         return True
 
@@ -116,7 +122,8 @@ class SqliteStore:
             before = self._read(db, "payments", change.session_id)
             intent = self._read(db, "payment_intents", change.payment_intent) if change.payment_intent else None
             after, new_intent = state.record_change(before, intent, change, _iso(_now()))
-            if state.same(before, after):
+            assert after is not None  # a session change always gives a payment record
+            if before is not None and state.same(before, after):
                 return before
             self._write(db, after, new_intent)
         return after
@@ -201,7 +208,7 @@ class SqliteStore:
 
 def _now() -> datetime:
     """The time of a write (what Firestore's server timestamp is there)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:

@@ -37,8 +37,16 @@ STATUS_RANK = {"open": 0, "expired": 1, "complete": 2}
 PAYMENT_STATUS_RANK = {"unpaid": 0, "no_payment_required": 1, "paid": 2}
 PAID = ("paid", "no_payment_required")
 # Between dispute events of the same second, the later stage wins.
-DISPUTE_STAGE = {"warning_needs_response": 0, "needs_response": 0, "warning_under_review": 1, "under_review": 1,
-                 "warning_closed": 2, "won": 2, "lost": 2, "prevented": 2}
+DISPUTE_STAGE = {
+    "warning_needs_response": 0,
+    "needs_response": 0,
+    "warning_under_review": 1,
+    "under_review": 1,
+    "warning_closed": 2,
+    "won": 2,
+    "lost": 2,
+    "prevented": 2,
+}
 
 OUTCOMES = ("open", "processing", "paid", "failed", "expired", "refunded")
 # Outcomes after which the page stops polling and the status endpoint answers from the store.
@@ -114,13 +122,16 @@ def apply(record: dict | None, change: Change, now) -> dict:
     """The record after `change`; `record` is None for a payment not seen before."""
     if isinstance(change, ChargeChange):
         new = dict(record) if record else _new_intent_record(change.payment_intent)
-        _join_charge(new, {
-            "amount_refunded": change.amount_refunded,
-            "refunded": change.refunded,
-            "dispute": change.dispute,
-            "last_dispute_event_id": change.event_id if change.dispute else None,
-            "last_dispute_event_created": change.created if change.dispute else None,
-        })
+        _join_charge(
+            new,
+            {
+                "amount_refunded": change.amount_refunded,
+                "refunded": change.refunded,
+                "dispute": change.dispute,
+                "last_dispute_event_id": change.event_id if change.dispute else None,
+                "last_dispute_event_created": change.created if change.dispute else None,
+            },
+        )
     else:
         new = _apply_session(record, change, now)
     new["outcome"] = outcome(new)
@@ -144,26 +155,25 @@ def record_change(payment: dict | None, intent: dict | None, change: Change, now
     """What to write for `change`, given the two records it may touch: (payment, intent); None = no write.
 
     `payment` is the session's record (for a charge change, the one its
-    PaymentIntent is linked to, if any); `intent` the PaymentIntent's.
+    PaymentIntent is linked to, if any); `intent` the PaymentIntent's. A
+    session change always gives a payment record to write.
     """
     if isinstance(change, ChargeChange):
-        new_intent = apply(intent, change, now)
+        charged = apply(intent, change, now)
         if payment is None:
-            return None, new_intent  # the session is not known yet: its first event will pick these facts up
-        return merge(payment, new_intent, now), new_intent
+            return None, charged  # the session is not known yet: its first event will pick these facts up
+        return merge(payment, charged, now), charged
 
     new_payment = apply(payment, change, now)
     payment_intent = change.payment_intent or new_payment.get("payment_intent")
     if not payment_intent:
         return new_payment, None
     linked = dict(intent) if intent else _new_intent_record(payment_intent)
-    if linked.get("session_id") != change.session_id:
-        linked["session_id"] = change.session_id
-        linked["updated_at"] = now
-        new_intent = linked
-    else:
-        new_intent = None
-    return merge(new_payment, linked, now), new_intent
+    if linked.get("session_id") == change.session_id:
+        return merge(new_payment, linked, now), None  # already linked: nothing to write to it
+    linked["session_id"] = change.session_id
+    linked["updated_at"] = now
+    return merge(new_payment, linked, now), linked
 
 
 def outcome(record: dict) -> str:
@@ -183,11 +193,13 @@ def outcome(record: dict) -> str:
 
 def session_outcome(session: dict) -> str:
     """The outcome of a Checkout Session as Stripe returns it (its payment_intent expanded, if known)."""
-    return outcome({
-        "status": session.get("status"),
-        "payment_status": session.get("payment_status"),
-        "async_payment_failed": delayed_payment_failed(session),
-    })
+    return outcome(
+        {
+            "status": session.get("status"),
+            "payment_status": session.get("payment_status"),
+            "async_payment_failed": delayed_payment_failed(session),
+        }
+    )
 
 
 def delayed_payment_failed(session: dict) -> bool:
@@ -218,17 +230,21 @@ def is_terminal(record: dict | None) -> bool:
 
 def _apply_session(record: dict | None, change: SessionChange, now) -> dict:
     session = change.session
-    new = dict(record) if record else {
-        "session_id": change.session_id,
-        "status": "open",
-        "payment_status": "unpaid",
-        "created": session.get("created"),
-        "paid_at": None,
-        "last_event_id": None,
-        "last_event_created": None,
-        "async_payment_failed": False,
-        **_no_charge_facts(),
-    }
+    new = (
+        dict(record)
+        if record
+        else {
+            "session_id": change.session_id,
+            "status": "open",
+            "payment_status": "unpaid",
+            "created": session.get("created"),
+            "paid_at": None,
+            "last_event_id": None,
+            "last_event_created": None,
+            "async_payment_failed": False,
+            **_no_charge_facts(),
+        }
+    )
     new["status"] = _forward(new["status"], session.get("status"), STATUS_RANK)
     new["payment_status"] = _forward(new["payment_status"], session.get("payment_status"), PAYMENT_STATUS_RANK)
     new["async_payment_failed"] = bool(new.get("async_payment_failed")) or change.payment_failed
@@ -248,19 +264,24 @@ def _new_intent_record(payment_intent: str) -> dict:
 
 
 def _no_charge_facts() -> dict:
-    return {"amount_refunded": 0, "refunded": False, "dispute": None,
-            "last_dispute_event_id": None, "last_dispute_event_created": None}
+    return {
+        "amount_refunded": 0,
+        "refunded": False,
+        "dispute": None,
+        "last_dispute_event_id": None,
+        "last_dispute_event_created": None,
+    }
 
 
 def _join_charge(record: dict, facts: dict) -> None:
     """Join charge facts into `record` in place: refunds only grow, the newest dispute wins."""
     record["amount_refunded"] = max(record.get("amount_refunded") or 0, facts.get("amount_refunded") or 0)
     record["refunded"] = bool(record.get("refunded")) or bool(facts.get("refunded"))
-    if facts.get("dispute") is not None:
-        if record.get("dispute") is None or _dispute_order(facts) > _dispute_order(record):
-            record["dispute"] = dict(facts["dispute"])
-            record["last_dispute_event_id"] = facts["last_dispute_event_id"]
-            record["last_dispute_event_created"] = facts["last_dispute_event_created"]
+    theirs = facts.get("dispute")
+    if theirs is not None and (record.get("dispute") is None or _dispute_order(facts) > _dispute_order(record)):
+        record["dispute"] = dict(theirs)
+        record["last_dispute_event_id"] = facts["last_dispute_event_id"]
+        record["last_dispute_event_created"] = facts["last_dispute_event_created"]
     for field in CHARGE_FIELDS:
         record.setdefault(field, None)
 
@@ -271,7 +292,7 @@ def _dispute_order(facts: dict) -> tuple:
 
 
 def _forward(current: str, seen: str | None, rank: dict) -> str:
-    if seen not in rank:
+    if seen is None or seen not in rank:
         return current
     return seen if rank[seen] > rank.get(current, -1) else current
 

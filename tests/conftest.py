@@ -25,8 +25,10 @@ from devtools.stripe_standin import StripeStandin
 # Fixtures every module may use: the Firestore emulator (one per session), a
 # local Secret Manager, a Redis server (one per test) and app processes.
 pytest_plugins = [
-    "tests.support.firestore", "tests.support.secret_manager",
-    "tests.support.redis", "tests.support.served",
+    "tests.support.firestore",
+    "tests.support.secret_manager",
+    "tests.support.redis",
+    "tests.support.served",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,8 +94,9 @@ def stack(tmp_path_factory):
     from devtools.run_local import LocalStack, Options
 
     env = local_env(RATE_LIMIT_CREATE="1000/minute", RATE_LIMIT_STATUS="1000/minute")
-    stack = LocalStack(Options(api_port=0, page_port=0, stripe_port=0, env=env,
-                               state_dir=tmp_path_factory.mktemp("state")))
+    stack = LocalStack(
+        Options(api_port=0, page_port=0, stripe_port=0, env=env, state_dir=tmp_path_factory.mktemp("state"))
+    )
     try:
         stack.start()
         yield stack
@@ -143,7 +146,8 @@ def function_client(new_client):
 def session_id(client, standin):
     """An open Checkout Session, created through our own create endpoint."""
     response = client.post(
-        "/api/checkout/embedded-session", json={"customer_email": "buyer@example.com", "metadata": {"board": "feelings"}}
+        "/api/checkout/embedded-session",
+        json={"customer_email": "buyer@example.com", "metadata": {"board": "feelings"}},
     )
     assert response.status_code == 200
     return standin.sessions[-1]["id"]
@@ -207,7 +211,7 @@ class StoredPayments:
                 return [doc.id for doc in client.collection("stripe_events").stream()]
             finally:
                 client.close()
-        path = os.environ["PAYMENTS_STORE"][len("sqlite:///"):]
+        path = os.environ["PAYMENTS_STORE"][len("sqlite:///") :]
         if not os.path.exists(path):
             return []
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:

@@ -37,8 +37,12 @@ class SigningKey:
         self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     def jwk(self) -> dict:
-        return {**jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True),
-                "kid": self.kid, "alg": "RS256", "use": "sig"}
+        return {
+            **jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True),
+            "kid": self.kid,
+            "alg": "RS256",
+            "use": "sig",
+        }
 
 
 @pytest.fixture(scope="module")
@@ -149,16 +153,27 @@ def test_a_request_without_a_token_is_a_401_and_never_reaches_stripe(client, app
     assert standin.request_count == 0
 
 
-@pytest.mark.parametrize("changes", [
-    {"exp": int(time.time()) - appcheck.LEEWAY_SECONDS - 10},
-    {"aud": ["projects/999999999999", "projects/someone-else"]},
-    {"aud": None},
-    {"iss": "https://firebaseappcheck.googleapis.com/999999999999"},
-    {"iss": "https://securetoken.google.com/herome-example"},
-    {"sub": None},
-    {"iat": int(time.time()) + appcheck.LEEWAY_SECONDS + 60},
-], ids=["expired", "wrong audience", "no audience", "another project's issuer", "another issuer", "no subject",
-        "issued in the future"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"exp": int(time.time()) - appcheck.LEEWAY_SECONDS - 10},
+        {"aud": ["projects/999999999999", "projects/someone-else"]},
+        {"aud": None},
+        {"iss": "https://firebaseappcheck.googleapis.com/999999999999"},
+        {"iss": "https://securetoken.google.com/herome-example"},
+        {"sub": None},
+        {"iat": int(time.time()) + appcheck.LEEWAY_SECONDS + 60},
+    ],
+    ids=[
+        "expired",
+        "wrong audience",
+        "no audience",
+        "another project's issuer",
+        "another issuer",
+        "no subject",
+        "issued in the future",
+    ],
+)
 def test_a_token_with_wrong_claims_is_a_401(client, app_check, keys, standin, changes):
     response = create(client, token(keys["key-1"], **changes))
 
@@ -190,8 +205,11 @@ def test_an_unsigned_token_is_a_401(client, app_check):
 
 def test_a_token_signed_with_the_public_key_as_an_hmac_secret_is_a_401(client, app_check, keys):
     """The classic algorithm confusion: anyone can sign HS256 with the published key."""
-    public_pem = keys["key-1"].private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        keys["key-1"]
+        .private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': 'key-1'})}.{b64(claims())}"
     signature = base64.urlsafe_b64encode(hmac.digest(public_pem, signing_input.encode(), "sha256")).rstrip(b"=")
 
@@ -217,8 +235,12 @@ def test_a_new_key_is_fetched_when_a_token_names_an_unknown_kid(client, app_chec
 def test_unknown_kids_do_not_make_us_fetch_the_keys_again_within_the_cooldown(client, app_check, keys):
     assert create(client, token(keys["key-1"])).status_code == 200
 
-    codes = [create(client, jwt.encode(claims(), keys["key-1"].private, algorithm="RS256",
-                                       headers={"kid": f"forged-{n}"})).status_code for n in range(5)]
+    codes = [
+        create(
+            client, jwt.encode(claims(), keys["key-1"].private, algorithm="RS256", headers={"kid": f"forged-{n}"})
+        ).status_code
+        for n in range(5)
+    ]
 
     assert codes == [401] * 5
     assert app_check.fetches == 1
@@ -241,8 +263,9 @@ def test_jwks_down_with_no_cached_keys_is_a_503_to_retry(client, app_check, keys
     assert standin.request_count == 0
 
 
-def test_while_the_jwks_is_down_requests_are_refused_at_once_without_another_fetch(client, app_check, keys,
-                                                                                    monkeypatch):
+def test_while_the_jwks_is_down_requests_are_refused_at_once_without_another_fetch(
+    client, app_check, keys, monkeypatch
+):
     monkeypatch.setattr(appcheck, "FETCH_TIMEOUT_SECONDS", 0.3)
     app_check.delay = 2.0
     assert create(client, token(keys["key-1"])).status_code == 503

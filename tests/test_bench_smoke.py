@@ -19,8 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_a_quick_run_writes_the_table(tmp_path):
     out = tmp_path / "results.md"
 
-    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=180)
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
     assert run.returncode == 0, run.stderr[-4000:]
     table = out.read_text()

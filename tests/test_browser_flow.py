@@ -23,9 +23,16 @@ from devtools import simulate
 from devtools.run_local import ExamplePageServer
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1024,768",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1024,768",
 )
 WAIT_SECONDS = 15  # the page polls every 2 s
 
@@ -33,7 +40,9 @@ WAIT_SECONDS = 15  # the page polls every 2 s
 def find_browser() -> tuple[str, str]:
     """(chromium, chromedriver) paths, or skip (fail in CI) with the reason."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
+    )
     problem = None
     try:
         import selenium  # noqa: F401
@@ -126,8 +135,9 @@ def test_page_pays_through_cors_and_shows_paid_without_a_reload(browser, stack):
 
 
 def test_returning_from_checkout_shows_that_sessions_status(browser, stack):
-    response = requests.post(f"http://127.0.0.1:{stack.options.api_port}/api/checkout/embedded-session",
-                             json={}, timeout=10)
+    response = requests.post(
+        f"http://127.0.0.1:{stack.options.api_port}/api/checkout/embedded-session", json={}, timeout=10
+    )
     session_id = response.json()["client_secret"].split("_secret_")[0]
     simulate.expire(simulate.load_config(stack.env_file), session_id)
 
@@ -149,8 +159,11 @@ def test_a_failed_delayed_payment_shows_failed_and_try_again_starts_a_new_sessio
     assert retry.is_displayed()
 
     retry.click()
-    wait_for(browser, lambda d: d.find_element("id", "session-id").text not in ("", first),
-             "Try again did not start a new session")
+    wait_for(
+        browser,
+        lambda d: d.find_element("id", "session-id").text not in ("", first),
+        "Try again did not start a new session",
+    )
     wait_for(browser, state_is("open"), "the new session was not shown as open")
     second = browser.find_element("id", "session-id").text
     assert stack.standin.session(second)["status"] == "open"
@@ -158,8 +171,9 @@ def test_a_failed_delayed_payment_shows_failed_and_try_again_starts_a_new_sessio
 
 
 def test_a_refund_after_payment_shows_refunded_on_a_reloaded_return_page(browser, stack):
-    response = requests.post(f"http://127.0.0.1:{stack.options.api_port}/api/checkout/embedded-session",
-                             json={}, timeout=10)
+    response = requests.post(
+        f"http://127.0.0.1:{stack.options.api_port}/api/checkout/embedded-session", json={}, timeout=10
+    )
     session_id = response.json()["client_secret"].split("_secret_")[0]
     config = simulate.load_config(stack.env_file)
     simulate.pay(config, session_id)
@@ -175,8 +189,9 @@ def test_a_refund_after_payment_shows_refunded_on_a_reloaded_return_page(browser
 
 
 def test_returning_to_a_session_still_open_offers_the_form_again(browser, stack):
-    response = requests.post(f"http://127.0.0.1:{stack.options.api_port}/api/checkout/embedded-session",
-                             json={}, timeout=10)
+    response = requests.post(
+        f"http://127.0.0.1:{stack.options.api_port}/api/checkout/embedded-session", json={}, timeout=10
+    )
     session_id = response.json()["client_secret"].split("_secret_")[0]
 
     open_page(browser, f"http://127.0.0.1:{stack.options.page_port}/hero-me?session_id={session_id}")

@@ -129,15 +129,19 @@ def test_a_lone_surrogate_anywhere_is_a_400_before_stripe(client, standin, body,
 
 
 def test_an_escaped_surrogate_pair_is_text_and_is_accepted(client, standin):
-    response = client.post(PATH, content=r'{"metadata": {"mood": "\ud83d\ude00"}}',
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        PATH, content=r'{"metadata": {"mood": "\ud83d\ude00"}}', headers={"Content-Type": "application/json"}
+    )
 
     assert response.status_code == 200
-    assert created_params(standin)["metadata"] == {"mood": "\U0001F600"}
+    assert created_params(standin)["metadata"] == {"mood": "\U0001f600"}
 
 
-@pytest.mark.parametrize("body", ["[" * 16000, "[" * 8000 + "]" * 8000, '{"m":' * 2500 + "1" + "}" * 2500],
-                         ids=["unclosed arrays", "closed arrays", "objects"])
+@pytest.mark.parametrize(
+    "body",
+    ["[" * 16000, "[" * 8000 + "]" * 8000, '{"m":' * 2500 + "1" + "}" * 2500],
+    ids=["unclosed arrays", "closed arrays", "objects"],
+)
 def test_json_nested_too_deeply_is_a_400(client, standin, body):
     assert len(body) <= 16 * 1024
 

@@ -8,7 +8,6 @@ from the store without asking Stripe again. Runs against both stores.
 
 from __future__ import annotations
 
-
 from tests.conftest import TEST_KEY
 
 STATUS_PATH = "/api/checkout/session-status"
@@ -88,9 +87,7 @@ def test_an_open_session_always_asks_stripe_and_is_not_recorded(client, payments
     assert payments.record(session_id) is None
 
 
-def test_a_delayed_payment_is_recorded_unpaid_and_asked_about_until_it_is_paid(
-    client, payments, standin, session_id
-):
+def test_a_delayed_payment_is_recorded_unpaid_and_asked_about_until_it_is_paid(client, payments, standin, session_id):
     standin.complete(session_id, payment_status="unpaid")
 
     assert status(client, session_id) == {"status": "complete", "payment_status": "unpaid", "outcome": "processing"}

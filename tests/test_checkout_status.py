@@ -27,13 +27,21 @@ def test_paid_session_is_complete_and_paid(client, standin, session_id):
 def test_delayed_payment_is_complete_but_unpaid(client, standin, session_id):
     standin.complete(session_id, payment_status="unpaid")
 
-    assert status_of(client, session_id).json() == {"status": "complete", "payment_status": "unpaid", "outcome": "processing"}
+    assert status_of(client, session_id).json() == {
+        "status": "complete",
+        "payment_status": "unpaid",
+        "outcome": "processing",
+    }
 
 
 def test_expired_session_is_expired(client, standin, session_id):
     standin.expire(session_id)
 
-    assert status_of(client, session_id).json() == {"status": "expired", "payment_status": "unpaid", "outcome": "expired"}
+    assert status_of(client, session_id).json() == {
+        "status": "expired",
+        "payment_status": "unpaid",
+        "outcome": "expired",
+    }
 
 
 def test_missing_session_id_is_a_400(client, standin):

@@ -14,8 +14,11 @@ STATUS = "/api/checkout/session-status"
 def test_preflight_from_an_allowed_origin_is_a_204_with_cors_headers(client, path):
     response = client.options(
         path,
-        headers={"Origin": FRONTEND_URL, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type,idempotency-key"},
+        headers={
+            "Origin": FRONTEND_URL,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,idempotency-key",
+        },
     )
 
     assert response.status_code == 204
@@ -56,7 +59,9 @@ def test_response_to_another_origin_has_no_allow_origin(client):
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/json"])
 def test_a_post_from_another_origin_is_refused_before_any_work(client, standin, content_type):
     """A cross-site form or text/plain POST needs no preflight: the origin check must stop it."""
-    response = client.post(CREATE, content="{}", headers={"Origin": "https://evil.example", "Content-Type": content_type})
+    response = client.post(
+        CREATE, content="{}", headers={"Origin": "https://evil.example", "Content-Type": content_type}
+    )
 
     assert response.status_code == 403
     assert "Access-Control-Allow-Origin" not in response.headers
@@ -106,7 +111,7 @@ def test_any_origin_when_configured_with_a_star(client, monkeypatch):
 def test_webhook_never_sends_cors_headers(client):
     response = client.post("/webhook", content="{}", headers={"Origin": FRONTEND_URL})
 
-    assert not [name for name in response.headers.keys() if name.startswith("Access-Control-")]
+    assert not [name for name in response.headers if name.startswith("Access-Control-")]
 
 
 def test_webhook_does_not_answer_preflights(client):

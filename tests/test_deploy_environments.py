@@ -26,7 +26,13 @@ from checkout.create import session_params
 from deploy import render
 from tests.conftest import TEST_KEY, WEBHOOK_SECRET, instance, signed_headers
 from tests.support.cloudbuild import (
-    REQUIRED, Deploy, deploy_by_id, deploy_ids, step_env, substitution_values, build_test_step,
+    REQUIRED,
+    Deploy,
+    build_test_step,
+    deploy_by_id,
+    deploy_ids,
+    step_env,
+    substitution_values,
 )
 
 FRONTEND_ORIGIN = "https://shop.example.com"
@@ -50,9 +56,8 @@ SECRET_TEST_VALUES = {"STRIPE_SECRET_KEY": TEST_KEY, "STRIPE_WEBHOOK_SECRET": WE
 
 # Settings whose removal no request here can show, and what covers them instead.
 NOT_OBSERVABLE = {
-    "RATE_LIMIT_STORAGE_URI": "pointed at memory:// here (its firestore:// would need a real project); given where "
-                              "limits apply",
-    "RATE_LIMIT_FAIL_OPEN_CREATE": "matters only while the shared counts are unreachable (tests/test_shared_rate_limits.py)",
+    "RATE_LIMIT_STORAGE_URI": "memory:// here (firestore:// would need a real project); given where limits apply",
+    "RATE_LIMIT_FAIL_OPEN_CREATE": "matters only while shared counts are unreachable (test_shared_rate_limits.py)",
     "APP_CHECK_PROJECT_NUMBER": "empty by default (App Check off); tests/test_appcheck.py covers it on",
     "APP_CHECK_ON_STATUS": "matters only with App Check on",
     "GOOGLE_CLOUD_PROJECT": "names the project in trace links only (tests/test_logs.py)",
@@ -125,8 +130,11 @@ def probe_create(client, path: str, standin) -> list:
 def probe_status(client, path: str, standin) -> list:
     session_id, _ = completed_session(standin)
     return [
-        summary(client.get(path, params={"session_id": session_id},
-                           headers={"Origin": origin, "X-Forwarded-For": forwarded}))
+        summary(
+            client.get(
+                path, params={"session_id": session_id}, headers={"Origin": origin, "X-Forwarded-For": forwarded}
+            )
+        )
         for forwarded, origin in CALLERS
     ]
 
@@ -204,9 +212,7 @@ def test_each_deploy_serves_real_requests_with_only_its_configured_environment(s
 def test_every_setting_and_secret_a_deploy_is_given_changes_what_it_serves(step_id, standin, tmp_path):
     deploy = deploy_by_id(step_id)
     environments = {name: deployed_environment(deploy, o) for name, o in SCENARIOS.items()}
-    baselines = {
-        name: serve(deploy, env, standin, tmp_path / f"{name}.db").seen for name, env in environments.items()
-    }
+    baselines = {name: serve(deploy, env, standin, tmp_path / f"{name}.db").seen for name, env in environments.items()}
     given = set().union(*environments.values())
     without_effect = []
     for setting in sorted(given - set(NOT_OBSERVABLE)):
@@ -226,7 +232,7 @@ def test_store_settings_are_given_exactly_where_the_store_is_used(step_id, stand
     environment = deployed_environment(deploy, REQUIRED)
     served = serve(deploy, environment, standin, tmp_path / "payments.db")
     if served.store_opened:
-        assert STORE_SETTINGS <= set(environment)
+        assert set(environment) >= STORE_SETTINGS
         assert environment["PAYMENTS_STORE"] == "firestore"
     else:
         assert not STORE_SETTINGS & set(environment)

@@ -50,8 +50,12 @@ def setup_cases() -> dict[str, list[str]]:
 def setup_update_cases(folder: Path) -> dict[str, list[str]]:
     """The commands setup.sh runs on a project already set up that its --dry-run (a new project) does not print."""
     printed = {tuple(command) for command in setup_commands()}
-    _, calls = run_setup(install_recorder(folder), *DRY_RUN_ARGS[2:], "--notification-channel="
-                         f"projects/{gcloud.PROJECT}/notificationChannels/42", existing="everything")
+    _, calls = run_setup(
+        install_recorder(folder),
+        *DRY_RUN_ARGS[2:],
+        f"--notification-channel=projects/{gcloud.PROJECT}/notificationChannels/42",
+        existing="everything",
+    )
     cases = {}
     for n, call in enumerate(calls, start=1):
         command = ["gcloud", *call["argv"]]
@@ -95,9 +99,17 @@ def outcomes(deploy_workspace, update_cases) -> dict[str, gcloud.Outcome]:
     """Every command, run once through the real gcloud, in parallel."""
     gcloud.require_gcloud()
     commands = {
-        "build config": {"command": ["gcloud", "builds", "submit", "--no-source", f"--config={CONFIG}",
-                                     f"--substitutions=_FRONTEND_URL={REQUIRED['_FRONTEND_URL']}"],
-                         "cwd": ROOT},
+        "build config": {
+            "command": [
+                "gcloud",
+                "builds",
+                "submit",
+                "--no-source",
+                f"--config={CONFIG}",
+                f"--substitutions=_FRONTEND_URL={REQUIRED['_FRONTEND_URL']}",
+            ],
+            "cwd": ROOT,
+        },
         **deploy_step_runs(deploy_workspace),
         **{name: {**run, "cwd": deploy_workspace} for name, run in gcloud_step_runs().items()},
         **{name: {"command": command, "cwd": ROOT} for name, command in setup_cases().items()},

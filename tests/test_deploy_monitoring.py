@@ -56,15 +56,22 @@ def reconcile_run(store_env: dict, standin, key: str | None = None, **window) ->
     settings = {**store_env, "STRIPE_API_BASE": standin.base_url}
     if key:
         settings["STRIPE_SECRET_KEY"] = key
-    return asyncio.run(reconcile.run(Context(settings), reconcile.Window.parse(
-        window.get("since", "1h"), window.get("until"), time.time()), 60, check_sessions=True))
+    return asyncio.run(
+        reconcile.run(
+            Context(settings),
+            reconcile.Window.parse(window.get("since", "1h"), window.get("until"), time.time()),
+            60,
+            check_sessions=True,
+        )
+    )
 
 
 # -- what each metric counts ---------------------------------------------------------
 
 
-def test_webhook_5xx_counts_deliveries_the_webhook_failed(new_client, standin, session_id, tmp_path, monkeypatch,
-                                                         log_lines):
+def test_webhook_5xx_counts_deliveries_the_webhook_failed(
+    new_client, standin, session_id, tmp_path, monkeypatch, log_lines
+):
     (event,) = standin.complete(session_id)
     log_lines()
     # Each instance reads its settings on its first request.
@@ -144,7 +151,8 @@ def command(standin, monkeypatch, capsys):
 
 
 def test_reconcile_metrics_count_missed_events_unrecorded_sessions_failed_runs_and_every_run(
-        standin, tmp_path, command, log_lines):
+    standin, tmp_path, command, log_lines
+):
     store = f"sqlite:///{tmp_path / 'payments.db'}"
     paid_sessions(standin, 2)
     standin.advance_time(-2 * 3600)
@@ -153,8 +161,12 @@ def test_reconcile_metrics_count_missed_events_unrecorded_sessions_failed_runs_a
     standin.complete(late)  # complete, but its event falls after the window of the last run
     log_lines()
 
-    codes = [command(store), command(store), command(store, "placeholder"),
-             command(f"sqlite:///{tmp_path / 'fresh.db'}", "sk_test_job", "--since", "3h", "--until", "30m")]
+    codes = [
+        command(store),
+        command(store),
+        command(store, "placeholder"),
+        command(f"sqlite:///{tmp_path / 'fresh.db'}", "sk_test_job", "--since", "3h", "--until", "30m"),
+    ]
 
     lines = [line for line in log_lines() if "severity" in line]
     summaries = [line["outcome"] for line in lines if line.get("reconcile") == "summary"]
@@ -162,7 +174,8 @@ def test_reconcile_metrics_count_missed_events_unrecorded_sessions_failed_runs_a
     assert len(counted("payments_reconcile_missed_events", lines, JOB)) == 3
     assert [line["session_id"] for line in counted("payments_reconcile_unrecorded_sessions", lines, JOB)] == [late]
     assert [line["problem"] for line in counted("payments_reconcile_failures", lines, JOB)] == [
-        "STRIPE_SECRET_KEY is not a Stripe secret key (sk_… or rk_…)"]
+        "STRIPE_SECRET_KEY is not a Stripe secret key (sk_… or rk_…)"
+    ]
     assert len(counted("payments_reconcile_runs", lines, JOB)) == 4
     assert counted("payments_reconcile_runs", lines, SERVICE) == []
 
@@ -202,7 +215,7 @@ def test_every_metric_but_the_payments_counter_is_watched_by_an_alert():
 def test_every_alert_says_what_to_check_first_and_has_a_runbook_section(path):
     display_name = policy(path)["displayName"]
     assert display_name.startswith("Payments: ")
-    title = display_name[len("Payments: "):]
+    title = display_name[len("Payments: ") :]
     title = title[0].upper() + title[1:]
     content = policy(path)["documentation"]["content"]
 

@@ -16,8 +16,8 @@ import sys
 
 from payments.reconcile import duration
 from tests.conftest import ROOT, local_env
-from tests.support.cloudbuild import REQUIRED, gcloud_step_by_id, substitution_values
 from tests.support.checkouts import paid_sessions
+from tests.support.cloudbuild import REQUIRED, gcloud_step_by_id, substitution_values
 from tests.support.setup_script import PROJECT, dry_run_commands
 
 JOB, BINDING = "deploy-reconcile-job", "allow-scheduler-to-run-reconcile"
@@ -62,11 +62,18 @@ def test_the_job_runs_reconcile_with_its_arguments_and_environment(standin, tmp_
     standin.advance_time(3600)
     command = job_command()
     assert command[:3] == ["python", "-m", "payments.reconcile"]
-    env = local_env(**{**job_environment(), "PAYMENTS_STORE": f"sqlite:///{tmp_path / 'payments.db'}",
-                       "STRIPE_SECRET_KEY": TEST_KEY, "STRIPE_API_BASE": standin.base_url})
+    env = local_env(
+        **{
+            **job_environment(),
+            "PAYMENTS_STORE": f"sqlite:///{tmp_path / 'payments.db'}",
+            "STRIPE_SECRET_KEY": TEST_KEY,
+            "STRIPE_API_BASE": standin.base_url,
+        }
+    )
 
-    result = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
     assert result.returncode == 0, result.stderr
     [summary] = [json.loads(line) for line in result.stdout.splitlines() if '"reconcile": "summary"' in line]
@@ -98,11 +105,16 @@ def test_setup_schedules_the_job_the_build_deploys_with_the_accounts_the_build_n
     flags = dict(arg.split("=", 1) for arg in scheduler if arg.startswith("--"))
     build = values()  # the build's defaults, in a project of the same id
 
-    assert flags["--uri"] == (f"https://run.googleapis.com/v2/projects/{PROJECT}/locations/{flags['--location']}"
-                              f"/jobs/{build['_RECONCILE_JOB']}:run")
+    assert flags["--uri"] == (
+        f"https://run.googleapis.com/v2/projects/{PROJECT}/locations/{flags['--location']}"
+        f"/jobs/{build['_RECONCILE_JOB']}:run"
+    )
     assert flags["--oauth-service-account-email"] == build["_RECONCILE_INVOKER_SA"]
-    accounts = {f"{command[4]}@{PROJECT}.iam.gserviceaccount.com" for command in commands
-                if command[1:4] == ["iam", "service-accounts", "create"]}
+    accounts = {
+        f"{command[4]}@{PROJECT}.iam.gserviceaccount.com"
+        for command in commands
+        if command[1:4] == ["iam", "service-accounts", "create"]
+    }
     assert {build["_RECONCILE_SA"], build["_RECONCILE_INVOKER_SA"]} <= accounts
     secrets = {command[3] for command in commands if command[1:3] == ["secrets", "create"]}
     assert build["_RECONCILE_KEY_SECRET"] in secrets

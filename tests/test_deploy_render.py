@@ -20,8 +20,14 @@ def substitutions(**overrides) -> dict:
 
 def run_render(out, env: dict) -> subprocess.CompletedProcess:
     child = {key: value for key, value in os.environ.items() if not key.startswith("_")}
-    return subprocess.run([sys.executable, "-m", "deploy.render", str(out)], cwd=ROOT, env={**child, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.render", str(out)],
+        cwd=ROOT,
+        env={**child, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_every_template_is_written_with_the_substitutions_filled_in(tmp_path):

@@ -21,9 +21,16 @@ from tests.support.setup_script import install_recorder, run_setup
 
 STRIPE_KEY = "sk_test_" + "setupscriptkey0123456789"
 POLICY_FILES = sorted((ROOT / "deploy" / "monitoring").glob("*.yaml"))
-METRICS = ("payments_webhook_5xx", "payments_webhook_signature_failures", "payments_checkout_stripe_errors",
-           "payments_recorded", "payments_reconcile_missed_events", "payments_reconcile_unrecorded_sessions",
-           "payments_reconcile_failures", "payments_reconcile_runs")
+METRICS = (
+    "payments_webhook_5xx",
+    "payments_webhook_signature_failures",
+    "payments_checkout_stripe_errors",
+    "payments_recorded",
+    "payments_reconcile_missed_events",
+    "payments_reconcile_unrecorded_sessions",
+    "payments_reconcile_failures",
+    "payments_reconcile_runs",
+)
 CHANNEL = "projects/example-project/notificationChannels/4242"
 
 
@@ -32,7 +39,9 @@ def recorder(tmp_path) -> Path:
     return install_recorder(tmp_path)
 
 
-def setup(recorder: Path, *args: str, existing: str = "nothing", stdin: str = "") -> tuple[subprocess.CompletedProcess, list]:
+def setup(
+    recorder: Path, *args: str, existing: str = "nothing", stdin: str = ""
+) -> tuple[subprocess.CompletedProcess, list]:
     return run_setup(recorder, *args, existing=existing, stdin=stdin)
 
 
@@ -84,7 +93,7 @@ def test_the_stripe_key_goes_to_gcloud_on_standard_input_never_in_its_arguments(
 
 
 def test_the_webhook_secret_starts_as_a_placeholder_until_stripe_shows_the_real_one(recorder):
-    result, calls = setup(recorder, stdin=STRIPE_KEY + "\n")
+    _result, calls = setup(recorder, stdin=STRIPE_KEY + "\n")
     [create] = [call for call in calls if call["argv"][:3] == ["secrets", "create", "stripe-webhook-secret"]]
     assert create["stdin"].startswith("whsec_")
 
@@ -99,8 +108,11 @@ def test_something_that_is_not_a_stripe_secret_key_is_refused_before_it_is_store
 def test_the_runtime_account_reads_only_the_two_secrets_and_firestore(recorder):
     _, calls = setup(recorder, existing="everything")
     member = "--member=serviceAccount:payments-runtime@example-project.iam.gserviceaccount.com"
-    granted = sorted(" ".join(call["argv"][:3] + [arg for arg in call["argv"] if arg.startswith("--role=")])
-                     for call in calls if member in call["argv"])
+    granted = sorted(
+        " ".join(call["argv"][:3] + [arg for arg in call["argv"] if arg.startswith("--role=")])
+        for call in calls
+        if member in call["argv"]
+    )
     assert granted == [
         "projects add-iam-policy-binding example-project --role=roles/datastore.user",
         "secrets add-iam-policy-binding stripe-secret-key --role=roles/secretmanager.secretAccessor",
@@ -111,9 +123,16 @@ def test_the_runtime_account_reads_only_the_two_secrets_and_firestore(recorder):
 def test_the_operator_may_start_builds_as_the_deployer(recorder):
     _, calls = setup(recorder, existing="everything")
     deployer = "payments-deployer@example-project.iam.gserviceaccount.com"
-    assert ["iam", "service-accounts", "add-iam-policy-binding", deployer, "--member=user:operator@example.com",
-            "--role=roles/iam.serviceAccountUser", "--project=example-project", "--format=none"] in [
-        call["argv"] for call in calls]
+    assert [
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        deployer,
+        "--member=user:operator@example.com",
+        "--role=roles/iam.serviceAccountUser",
+        "--project=example-project",
+        "--format=none",
+    ] in [call["argv"] for call in calls]
 
 
 def test_events_expire_through_a_ttl_policy_on_their_expires_at_field(recorder):
@@ -126,8 +145,11 @@ def test_events_expire_through_a_ttl_policy_on_their_expires_at_field(recorder):
 
 def test_rate_limit_counts_expire_and_are_not_indexed(recorder):
     _, calls = setup(recorder, "--rate-limit-collection=counts", existing="everything")
-    fields = [call["argv"] for call in calls if call["argv"][:2] == ["firestore", "fields"]
-              and "--collection-group=counts" in call["argv"]]
+    fields = [
+        call["argv"]
+        for call in calls
+        if call["argv"][:2] == ["firestore", "fields"] and "--collection-group=counts" in call["argv"]
+    ]
     indexes = [call["argv"] for call in calls if call["argv"][:3] == ["firestore", "indexes", "fields"]]
 
     assert [argv[3:5] for argv in fields] == [["update", "expires_at"]] and "--enable-ttl" in fields[0]
@@ -143,8 +165,13 @@ def test_a_trigger_needs_the_frontend_url_its_builds_deploy_with(recorder):
 
 
 def test_the_trigger_deploys_with_the_names_chosen_here(recorder):
-    result, calls = setup(recorder, "--trigger=example-owner/example-repo", "--frontend-url=https://shop.example.com",
-                          "--stripe-key-secret=live-key", stdin=STRIPE_KEY + "\n")
+    result, calls = setup(
+        recorder,
+        "--trigger=example-owner/example-repo",
+        "--frontend-url=https://shop.example.com",
+        "--stripe-key-secret=live-key",
+        stdin=STRIPE_KEY + "\n",
+    )
     assert result.returncode == 0, result.stderr
     [create] = [call["argv"] for call in calls if call["argv"][:3] == ["builds", "triggers", "create"]]
     assert "--repo-owner=example-owner" in create and "--repo-name=example-repo" in create
@@ -165,8 +192,11 @@ def test_an_unknown_option_is_refused_before_anything_runs(recorder):
 
 
 def granted(calls: list, member: str) -> list[str]:
-    return sorted(" ".join(call["argv"][:3] + [arg for arg in call["argv"] if arg.startswith("--role=")])
-                  for call in calls if f"--member={member}" in call["argv"])
+    return sorted(
+        " ".join(call["argv"][:3] + [arg for arg in call["argv"] if arg.startswith("--role=")])
+        for call in calls
+        if f"--member={member}" in call["argv"]
+    )
 
 
 def test_the_reconcile_account_reads_only_its_own_key_and_firestore(recorder):
@@ -185,10 +215,16 @@ def test_the_scheduler_account_gets_no_role_here_only_the_build_lets_it_run_the_
 def test_the_deployer_may_deploy_the_job_as_the_reconcile_account(recorder):
     _, calls = setup(recorder, existing="everything")
     reconcile = "payments-reconcile@example-project.iam.gserviceaccount.com"
-    assert ["iam", "service-accounts", "add-iam-policy-binding", reconcile,
-            "--member=serviceAccount:payments-deployer@example-project.iam.gserviceaccount.com",
-            "--role=roles/iam.serviceAccountUser", "--project=example-project", "--format=none"] in [
-        call["argv"] for call in calls]
+    assert [
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        reconcile,
+        "--member=serviceAccount:payments-deployer@example-project.iam.gserviceaccount.com",
+        "--role=roles/iam.serviceAccountUser",
+        "--project=example-project",
+        "--format=none",
+    ] in [call["argv"] for call in calls]
 
 
 def test_the_reconcile_key_starts_as_a_placeholder_the_job_refuses_by_name(recorder):
@@ -203,10 +239,15 @@ def test_cloud_scheduler_runs_the_job_hourly_as_the_scheduler_account(recorder):
     _, calls = setup(recorder, "--region=europe-west1", stdin=STRIPE_KEY + "\n")
     [create] = [call["argv"] for call in calls if call["argv"][:4] == ["scheduler", "jobs", "create", "http"]]
     assert create[4] == "payments-reconcile"
-    assert {"--location=europe-west1", "--schedule=7 * * * *", "--http-method=POST", "--time-zone=Etc/UTC",
-            "--uri=https://run.googleapis.com/v2/projects/example-project/locations/europe-west1/jobs/"
-            "payments-reconcile:run",
-            "--oauth-service-account-email=payments-scheduler@example-project.iam.gserviceaccount.com"} <= set(create)
+    assert {
+        "--location=europe-west1",
+        "--schedule=7 * * * *",
+        "--http-method=POST",
+        "--time-zone=Etc/UTC",
+        "--uri=https://run.googleapis.com/v2/projects/example-project/locations/europe-west1/jobs/"
+        "payments-reconcile:run",
+        "--oauth-service-account-email=payments-scheduler@example-project.iam.gserviceaccount.com",
+    } <= set(create)
 
 
 def test_every_log_based_metric_is_created_on_a_new_project(recorder):
@@ -218,8 +259,9 @@ def test_every_log_based_metric_is_created_on_a_new_project(recorder):
 def test_every_alert_policy_file_is_created_with_the_notification_channel(recorder):
     _, calls = setup(recorder, f"--notification-channel={CHANNEL}", stdin=STRIPE_KEY + "\n")
     created = [call["argv"] for call in calls if call["argv"][:4] == ["alpha", "monitoring", "policies", "create"]]
-    assert [next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--policy-from-file=")) for argv in created] \
-        == [f"{ROOT}/deploy/monitoring/{path.name}" for path in POLICY_FILES]
+    assert [
+        next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--policy-from-file=")) for argv in created
+    ] == [f"{ROOT}/deploy/monitoring/{path.name}" for path in POLICY_FILES]
     assert all(f"--notification-channels={CHANNEL}" in argv for argv in created)
 
 
@@ -227,8 +269,9 @@ def test_existing_alert_policies_are_left_as_they_are_but_get_a_new_channel(reco
     _, quiet = setup(recorder, existing="everything")
     _, told = setup(recorder, f"--notification-channel={CHANNEL}", existing="everything")
 
-    assert not [call for call in quiet if call["argv"][:3] == ["alpha", "monitoring", "policies"]
-                and call["argv"][3] != "list"]
+    assert not [
+        call for call in quiet if call["argv"][:3] == ["alpha", "monitoring", "policies"] and call["argv"][3] != "list"
+    ]
     updates = [call["argv"] for call in told if call["argv"][:4] == ["alpha", "monitoring", "policies", "update"]]
     assert len(updates) == len(POLICY_FILES)
     assert all(f"--add-notification-channels={CHANNEL}" in argv for argv in updates)

@@ -29,12 +29,32 @@ def files_for_upload(directory: Path) -> set[str]:
 
 
 SAMPLE_TREE = (
-    "main.py", "requirements.txt", "checkout/create.py", "payments/store.py",
-    "tests/test_deploy_config.py", "devtools/stripe_standin/__init__.py", "bench/load.py", "docs/deploy.md",
-    "deploy/setup.sh", "deploy/env/api.yaml", ".deploy/env/api.yaml", "firebase.json", ".ci/run", "Makefile",
-    "pytest.ini", "requirements-dev.txt", "cloudbuild.yaml", "README.md",
-    ".venv/bin/python", "node_modules/pkg/index.js", ".local/payments.db", "__pycache__/main.cpython-314.pyc",
-    "checkout/__pycache__/create.cpython-314.pyc", ".pytest_cache/README.md", ".env", ".git/config",
+    "main.py",
+    "requirements.txt",
+    "checkout/create.py",
+    "payments/store.py",
+    "tests/test_deploy_config.py",
+    "devtools/stripe_standin/__init__.py",
+    "bench/load.py",
+    "docs/deploy.md",
+    "deploy/setup.sh",
+    "deploy/env/api.yaml",
+    ".deploy/env/api.yaml",
+    "firebase.json",
+    ".ci/run",
+    "Makefile",
+    "pytest.ini",
+    "requirements-dev.txt",
+    "cloudbuild.yaml",
+    "README.md",
+    ".venv/bin/python",
+    "node_modules/pkg/index.js",
+    ".local/payments.db",
+    "__pycache__/main.cpython-314.pyc",
+    "checkout/__pycache__/create.cpython-314.pyc",
+    ".pytest_cache/README.md",
+    ".env",
+    ".git/config",
 )
 LOCAL_STATE = (".venv/", "node_modules/", ".local/", "__pycache__/", ".pytest_cache/", ".git/", ".deploy/")
 
@@ -60,8 +80,16 @@ def test_build_upload_keeps_the_tests_and_leaves_out_local_state(tmp_path):
     gcloud.require_gcloud()
     uploaded = files_for_upload(sample_tree(tmp_path, ".gcloudignore.build"))
     # The test step runs `make test` and deploy/render.py, which need all of these...
-    assert {"tests/test_deploy_config.py", "devtools/stripe_standin/__init__.py", "deploy/env/api.yaml",
-            "Makefile", "pytest.ini", "requirements-dev.txt", "cloudbuild.yaml", ".gcloudignore"} <= uploaded
+    assert {
+        "tests/test_deploy_config.py",
+        "devtools/stripe_standin/__init__.py",
+        "deploy/env/api.yaml",
+        "Makefile",
+        "pytest.ini",
+        "requirements-dev.txt",
+        "cloudbuild.yaml",
+        ".gcloudignore",
+    } <= uploaded
     # ...and recreates these itself.
     assert not [path for path in uploaded if any(f"/{state}" in f"/{path}" for state in LOCAL_STATE)]
     assert ".env" not in uploaded
@@ -77,8 +105,9 @@ def runtime_packages() -> set[str]:
         "print(json.dumps(sorted({name.split('.')[0] for name, path in files.items()"
         " if path.startswith(root + '/') and '.' in name})))\n"
     )
-    result = subprocess.run([sys.executable, "-c", listing, str(ROOT)], cwd=ROOT,
-                            capture_output=True, text=True, check=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", listing, str(ROOT)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
     # Installed packages live under .venv/ here; only this repository's own packages count.
     return {name for name in json.loads(result.stdout) if (ROOT / name / "__init__.py").is_file()}
 
@@ -91,8 +120,9 @@ def test_function_upload_from_this_checkout_is_the_runtime_code():
         str(path.relative_to(ROOT)) for package in packages for path in (ROOT / package).rglob("*.py")
     }
     assert needed <= uploaded
-    extra = [path for path in uploaded
-             if path not in ("main.py", "requirements.txt") and path.split("/")[0] not in packages]
+    extra = [
+        path for path in uploaded if path not in ("main.py", "requirements.txt") and path.split("/")[0] not in packages
+    ]
     assert extra == []
 
 
@@ -111,14 +141,30 @@ def test_uploaded_source_imports_with_only_requirements_txt_installed(tmp_path):
     python = venv / "bin" / "python"
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-         "-r", "requirements.txt"],
-        cwd=source, env=env, capture_output=True, text=True, timeout=900,
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-r",
+            "requirements.txt",
+        ],
+        cwd=source,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert install.returncode == 0, install.stderr[-3000:]
     # main, plus what is imported only on first use: the stores, Secret Manager, email checks.
-    imports = ("import main, functions_framework, payments.firestore_store, payments.sqlite_store, "
-               "email_validator, google_crc32c, grpc; from google.cloud import secretmanager")
-    result = subprocess.run([str(python), "-c", imports], cwd=source, env=env,
-                            capture_output=True, text=True, timeout=120)
+    imports = (
+        "import main, functions_framework, payments.firestore_store, payments.sqlite_store, "
+        "email_validator, google_crc32c, grpc; from google.cloud import secretmanager"
+    )
+    result = subprocess.run(
+        [str(python), "-c", imports], cwd=source, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]

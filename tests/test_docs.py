@@ -55,8 +55,9 @@ def test_no_doc_names_an_event_the_webhook_does_not_handle(path):
 
 def local_curl_blocks() -> list[tuple[str, str]]:
     """(doc, block) for each shell block that calls the API `make run` serves on localhost:8080."""
-    return [(path.name, block) for path in (README, *DOCS) for block in shell_blocks(path)
-            if "localhost:8080/api/" in block]
+    return [
+        (path.name, block) for path in (README, *DOCS) for block in shell_blocks(path) if "localhost:8080/api/" in block
+    ]
 
 
 @pytest.mark.parametrize("doc, block", local_curl_blocks(), ids=lambda v: v if v.endswith(".md") else "")
@@ -64,8 +65,14 @@ def test_every_curl_works_when_pasted_next_to_make_run(stack, doc, block):
     script = block.replace("localhost:8080", f"127.0.0.1:{stack.options.api_port}")
     # The stack of this test keeps its settings in its own folder, not .local/.
     script = re.sub(r"(-m devtools\.simulate \w+)", rf"\1 --env-file {stack.env_file}", script)
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True,
-                            timeout=60, cwd=ROOT, env=local_env())
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=local_env(),
+    )
 
     assert result.returncode == 0, result.stderr
     answers = json_objects(result.stdout)

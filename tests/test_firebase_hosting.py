@@ -36,8 +36,10 @@ def rewrites() -> list[dict]:
 
 def glob_matches(pattern: str, path: str) -> bool:
     """Hosting's glob: `**` spans folders, `*` stays within one."""
-    regex = "".join(".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
-                    for part in re.split(r"(\*\*|\*)", pattern))
+    regex = "".join(
+        ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
+        for part in re.split(r"(\*\*|\*)", pattern)
+    )
     return re.fullmatch(regex, path) is not None
 
 
@@ -49,8 +51,9 @@ def test_every_route_in_main_is_rewritten_to_the_api_service():
 
 def test_every_rewrite_reaches_a_route_in_main():
     routes = routes_in_main()
-    to_nothing = [rewrite["source"] for rewrite in rewrites()
-                  if not any(glob_matches(rewrite["source"], path) for path in routes)]
+    to_nothing = [
+        rewrite["source"] for rewrite in rewrites() if not any(glob_matches(rewrite["source"], path) for path in routes)
+    ]
     assert to_nothing == []
 
 

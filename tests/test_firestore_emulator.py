@@ -113,8 +113,9 @@ OWNER = textwrap.dedent("""
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_the_emulator_stops_when_its_owner_is_interrupted_or_terminated(running_emulator, signum):
-    owner = subprocess.Popen([sys.executable, "-c", OWNER], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     group = None
     try:
         group = int(owner.stdout.readline())
@@ -150,9 +151,22 @@ def run_suite_without_the_emulator(tmp_path: Path, **env) -> subprocess.Complete
     # No gcloud on PATH; JAVA names an executable so that the emulator is what is missing.
     environment.update(PATH="", JAVA=sys.executable, PYTHONPATH=str(REPO_ROOT), **env)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.support.firestore", "-p", "no:cacheprovider", "-rsE",
-         "test_uses_firestore.py"],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.support.firestore",
+            "-p",
+            "no:cacheprovider",
+            "-rsE",
+            "test_uses_firestore.py",
+        ],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -35,35 +35,58 @@ EXAMPLES_PER_OPERATION = 1000
 def document() -> dict:
     """openapi.yaml, for a deployment with a test key: its session ids are cs_test_… (cs_live_… is a 400)."""
     described = yaml.safe_load((ROOT / "openapi.yaml").read_text())
-    (session_id,) = [p for p in described["paths"]["/api/checkout/session-status"]["get"]["parameters"]
-                     if p.get("name") == "session_id"]
+    (session_id,) = [
+        p
+        for p in described["paths"]["/api/checkout/session-status"]["get"]["parameters"]
+        if p.get("name") == "session_id"
+    ]
     session_id["schema"]["pattern"] = "^cs_test_[A-Za-z0-9]{1,200}$"
     return described
 
 
-CONFIG = schemathesis.Config.from_dict({
-    "checks": {
-        # What JSON Schema cannot say: whether an Origin is in ALLOWED_ORIGINS (403), whether a
-        # session exists (404), a body's size in bytes (413). A 429 would mean the limits were reached.
-        "positive_data_acceptance": {"expected-statuses": ["2xx", "403", "404", "409", "413"]},
-        # Schemathesis's list, plus 413: an invalid body may also be too large, and size is checked first.
-        "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "406", "409", "413",
-                                                          "415", "422", "428", "429"]},
-    },
-    "operations": [
-        {   # OPTIONS without Origin is not a preflight, and the document says 405.
-            "include-method": "OPTIONS",
-            "checks": {"missing_required_header": {"expected-statuses": ["405"]}},
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "checks": {
+            # What JSON Schema cannot say: whether an Origin is in ALLOWED_ORIGINS (403), whether a
+            # session exists (404), a body's size in bytes (413). A 429 would mean the limits were reached.
+            "positive_data_acceptance": {"expected-statuses": ["2xx", "403", "404", "409", "413"]},
+            # Schemathesis's list, plus 413: an invalid body may also be too large, and size is checked first.
+            "negative_data_rejection": {
+                "expected-statuses": [
+                    "400",
+                    "401",
+                    "403",
+                    "404",
+                    "405",
+                    "406",
+                    "409",
+                    "413",
+                    "415",
+                    "422",
+                    "428",
+                    "429",
+                ]
+            },
         },
-    ],
-})
+        "operations": [
+            {  # OPTIONS without Origin is not a preflight, and the document says 405.
+                "include-method": "OPTIONS",
+                "checks": {"missing_required_header": {"expected-statuses": ["405"]}},
+            },
+        ],
+    }
+)
 schema = schemathesis.openapi.from_dict(document(), config=CONFIG)
 
 
 @pytest.fixture(scope="module")
 def api(stripe_server, tmp_path_factory):
-    env = stack_env(stripe_server, tmp_path_factory.mktemp("fuzz") / "payments.db",
-                    RATE_LIMIT_CREATE="100000000/minute", RATE_LIMIT_STATUS="100000000/minute")
+    env = stack_env(
+        stripe_server,
+        tmp_path_factory.mktemp("fuzz") / "payments.db",
+        RATE_LIMIT_CREATE="100000000/minute",
+        RATE_LIMIT_STATUS="100000000/minute",
+    )
     with serving(env) as served:
         yield served
 
@@ -104,8 +127,10 @@ def cors_where_due(ctx, response, case):
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 def test_the_served_api_keeps_its_description(case, api):
-    case.call_and_validate(base_url=api.base_url, auth=StripeSigner(), timeout=15,
-                           additional_checks=[cors_where_due])
+    case.call_and_validate(base_url=api.base_url, auth=StripeSigner(), timeout=15, additional_checks=[cors_where_due])

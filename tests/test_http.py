@@ -74,7 +74,10 @@ def test_an_answer_is_json_whatever_text_it_carries(body, status):
 def test_a_whole_number_written_as_a_float_is_the_integer():
     """JSON Schema reads 2.0 as the integer 2; so does the service, so a Stripe time or amount so written is read."""
     assert parse_json(b'{"created": 1767225600.0, "amount": 2e2, "rate": 8.25}') == {
-        "created": 1767225600, "amount": 200, "rate": 8.25}
+        "created": 1767225600,
+        "amount": 200,
+        "rate": 8.25,
+    }
     assert type(parse_json(b"2.0")) is int
 
 

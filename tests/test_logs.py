@@ -37,8 +37,9 @@ def test_traceparent_gives_trace_span_and_sampling(project):
 
 
 def test_traceparent_without_the_sampled_flag_is_not_sampled(project):
-    assert logs.trace_fields({"traceparent": f"00-{TRACE}-{W3C_SPAN}-00"})[
-        "logging.googleapis.com/trace_sampled"] is False
+    assert (
+        logs.trace_fields({"traceparent": f"00-{TRACE}-{W3C_SPAN}-00"})["logging.googleapis.com/trace_sampled"] is False
+    )
 
 
 def test_x_cloud_trace_context_gives_trace_and_its_decimal_span_in_hex(project):
@@ -59,34 +60,41 @@ def test_x_cloud_trace_context_may_name_the_trace_alone(project):
 
 
 def test_traceparent_wins_over_x_cloud_trace_context(project):
-    fields = logs.trace_fields({"traceparent": f"00-{TRACE}-{W3C_SPAN}-01",
-                                "x-cloud-trace-context": f"{CLOUD_TRACE}/1;o=1"})
+    fields = logs.trace_fields(
+        {"traceparent": f"00-{TRACE}-{W3C_SPAN}-01", "x-cloud-trace-context": f"{CLOUD_TRACE}/1;o=1"}
+    )
 
     assert fields["logging.googleapis.com/trace"].endswith(TRACE)
     assert fields["logging.googleapis.com/spanId"] == W3C_SPAN
 
 
-@pytest.mark.parametrize("traceparent", [
-    "garbage",
-    f"00-{TRACE}-{W3C_SPAN}",  # no flags
-    f"00-{TRACE.upper()}-{W3C_SPAN}-01",  # W3C ids are lowercase
-    f"00-{'0' * 32}-{W3C_SPAN}-01",  # the invalid all-zero trace
-    f"00-{TRACE}-{'0' * 16}-01",  # the invalid all-zero parent
-    f"ff-{TRACE}-{W3C_SPAN}-01",  # the invalid version
-])
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "garbage",
+        f"00-{TRACE}-{W3C_SPAN}",  # no flags
+        f"00-{TRACE.upper()}-{W3C_SPAN}-01",  # W3C ids are lowercase
+        f"00-{'0' * 32}-{W3C_SPAN}-01",  # the invalid all-zero trace
+        f"00-{TRACE}-{'0' * 16}-01",  # the invalid all-zero parent
+        f"ff-{TRACE}-{W3C_SPAN}-01",  # the invalid version
+    ],
+)
 def test_a_malformed_traceparent_falls_back_to_x_cloud_trace_context(project, traceparent):
     fields = logs.trace_fields({"traceparent": traceparent, "x-cloud-trace-context": f"{CLOUD_TRACE}/1;o=1"})
 
     assert fields["logging.googleapis.com/trace"] == f"projects/hero-me/traces/{CLOUD_TRACE}"
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"traceparent": "garbage"},
-    {"x-cloud-trace-context": "not-a-trace/1;o=1"},
-    {"x-cloud-trace-context": f"{'0' * 32}/1;o=1"},
-    {"traceparent": "garbage", "x-cloud-trace-context": "also garbage"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": "garbage"},
+        {"x-cloud-trace-context": "not-a-trace/1;o=1"},
+        {"x-cloud-trace-context": f"{'0' * 32}/1;o=1"},
+        {"traceparent": "garbage", "x-cloud-trace-context": "also garbage"},
+    ],
+)
 def test_without_a_well_formed_header_a_line_has_no_trace(project, headers):
     assert logs.trace_fields(headers) == {}
 
@@ -112,12 +120,26 @@ def test_a_request_line_carries_the_trace_of_its_traceparent(client, log_lines, 
 # -- what a request line holds --------------------------------------------------------
 
 # What Cloud Run's own request log records for every request.
-CLOUD_RUN_REQUEST_LOG = {"httpRequest", "method", "requestMethod", "url", "requestUrl", "path", "latency",
-                         "userAgent", "user_agent", "remoteIp", "referer", "responseSize", "requestSize"}
+CLOUD_RUN_REQUEST_LOG = {
+    "httpRequest",
+    "method",
+    "requestMethod",
+    "url",
+    "requestUrl",
+    "path",
+    "latency",
+    "userAgent",
+    "user_agent",
+    "remoteIp",
+    "referer",
+    "responseSize",
+    "requestSize",
+}
 
 
 def test_request_lines_add_what_only_the_code_knows_and_repeat_nothing_cloud_run_logs(
-        client, standin, log_lines, session_id):
+    client, standin, log_lines, session_id
+):
     (event,) = standin.complete(session_id)
     payload = json.dumps(event)
 
@@ -129,10 +151,17 @@ def test_request_lines_add_what_only_the_code_knows_and_repeat_nothing_cloud_run
     assert not [line for line in lines.values() if CLOUD_RUN_REQUEST_LOG & set(line)]
     webhook, status = lines["stripe_webhook"], lines["session_status"]
     assert {k: webhook[k] for k in ("status", "event_id", "event_type", "session_id", "outcome")} == {
-        "status": 200, "event_id": event["id"], "event_type": "checkout.session.completed",
-        "session_id": session_id, "outcome": "recorded"}
+        "status": 200,
+        "event_id": event["id"],
+        "event_type": "checkout.session.completed",
+        "session_id": session_id,
+        "outcome": "recorded",
+    }
     assert {k: status[k] for k in ("status", "session_id", "outcome")} == {
-        "status": 200, "session_id": session_id, "outcome": "paid"}
+        "status": 200,
+        "session_id": session_id,
+        "outcome": "paid",
+    }
 
 
 # -- errors that need a person: Error Reporting's format ----------------------------------
@@ -148,8 +177,12 @@ def raised(error: Exception) -> Exception:
 def test_an_error_report_carries_the_stack_and_the_class_but_not_the_exception_text(project, log_lines):
     log_lines()
 
-    logs.error_report("webhook: unhandled KeyError", raised(KeyError("buyer@example.com")), endpoint="stripe_webhook",
-                      error="KeyError")
+    logs.error_report(
+        "webhook: unhandled KeyError",
+        raised(KeyError("buyer@example.com")),
+        endpoint="stripe_webhook",
+        error="KeyError",
+    )
 
     [line] = log_lines()
     assert line["@type"] == logs.REPORTED_ERROR
@@ -161,8 +194,9 @@ def test_an_error_report_carries_the_stack_and_the_class_but_not_the_exception_t
     assert (line["endpoint"], line["error"]) == ("stripe_webhook", "KeyError")
 
 
-def test_a_misconfigured_secret_is_an_error_report_naming_the_setting_never_its_value(new_client, monkeypatch,
-                                                                                      log_lines):
+def test_a_misconfigured_secret_is_an_error_report_naming_the_setting_never_its_value(
+    new_client, monkeypatch, log_lines
+):
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "not-a-signing-secret-" + WEBHOOK_SECRET)
     client = new_client()
     log_lines()
@@ -178,8 +212,9 @@ def test_a_misconfigured_secret_is_an_error_report_naming_the_setting_never_its_
     assert WEBHOOK_SECRET not in json.dumps(line)
 
 
-def test_a_store_outage_is_an_error_line_not_an_error_report(new_client, standin, session_id, tmp_path, monkeypatch,
-                                                             log_lines):
+def test_a_store_outage_is_an_error_line_not_an_error_report(
+    new_client, standin, session_id, tmp_path, monkeypatch, log_lines
+):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("PAYMENTS_STORE", f"sqlite:///{blocker / 'payments.db'}")
@@ -213,15 +248,19 @@ except KeyError:
 
 
 def test_library_logging_and_warnings_become_one_json_line_each_in_a_served_process():
-    result = subprocess.run([sys.executable, "-c", SERVED_PROCESS], cwd=ROOT, env=local_env(), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", SERVED_PROCESS], cwd=ROOT, env=local_env(), capture_output=True, text=True, timeout=60
+    )
 
     assert result.returncode == 0, result.stderr
     lines = (result.stdout + result.stderr).splitlines()
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     retry, warning, failure = entries
     assert (retry["severity"], retry["logger"], retry["message"]) == (
-        "WARNING", "google.api_core.retry", "Retrying due to Unavailable")
+        "WARNING",
+        "google.api_core.retry",
+        "Retrying due to Unavailable",
+    )
     assert (warning["severity"], warning["logger"]) == ("WARNING", "py.warnings")
     assert "UserWarning: the old client is deprecated" in warning["message"]
     assert (failure["severity"], failure["@type"], failure["logger"]) == ("ERROR", logs.REPORTED_ERROR, "urllib3")

@@ -110,8 +110,11 @@ def test_ids_follow_stripe_rules():
 
 
 def test_the_handled_event_types_are_the_codes():
-    handled = [kind for name in ("CheckoutSessionEvent", "ChargeRefundedEvent", "DisputeEvent")
-               for kind in SCHEMAS[name]["allOf"][1]["properties"]["type"]["enum"]]
+    handled = [
+        kind
+        for name in ("CheckoutSessionEvent", "ChargeRefundedEvent", "DisputeEvent")
+        for kind in SCHEMAS[name]["allOf"][1]["properties"]["type"]["enum"]
+    ]
     others = SCHEMAS["OtherEvent"]["allOf"][1]["properties"]["type"]["not"]["enum"]
 
     assert handled == others == list(HANDLED_EVENTS)
@@ -166,14 +169,25 @@ def test_the_preflight_describes_its_cors_headers_and_values():
 def statuses_the_code_answers() -> set[int]:
     """Every status the code can refuse with: the domain errors' table, the HTTP layer, the server."""
     domain = [
-        errors.InvalidRequest("x"), errors.NotFound("x"), errors.RateLimited(1), errors.SettingError("X", "x"),
-        errors.IdempotencyConflict("x"), errors.ProviderRefused("x"), errors.ProviderBusy("x"),
-        errors.ProviderUnavailable("x"), StoreUnavailable("x"), errors.Unauthenticated("x"),
+        errors.InvalidRequest("x"),
+        errors.NotFound("x"),
+        errors.RateLimited(1),
+        errors.SettingError("X", "x"),
+        errors.IdempotencyConflict("x"),
+        errors.ProviderRefused("x"),
+        errors.ProviderBusy("x"),
+        errors.ProviderUnavailable("x"),
+        StoreUnavailable("x"),
+        errors.Unauthenticated("x"),
         errors.CheckUnavailable("x"),
     ]
     from_table = {http.answer_for(error)[0] for error in domain}
-    http_layer = {int(status) for status in re.findall(r"HttpError\((\d{3})", (ROOT / "common/http.py").read_text()
-                                                       + (ROOT / "main.py").read_text())}
+    http_layer = {
+        int(status)
+        for status in re.findall(
+            r"HttpError\((\d{3})", (ROOT / "common/http.py").read_text() + (ROOT / "main.py").read_text()
+        )
+    }
     server = {400, serving.NOT_ROUTED[0], 408, serving.HEAD_TOO_LARGE[0]}
     return from_table | http_layer | server
 

@@ -33,8 +33,9 @@ def session_event(event_type, session, created=T0, id=None, **session_fields):
 
 def refund_event(session, refunded_cents, created=T0, id=None):
     intent = session_after(COMPLETED, session)["payment_intent"]
-    return event(REFUNDED, charge(intent, amount=session["amount_total"], amount_refunded=refunded_cents),
-                 created=created, id=id)
+    return event(
+        REFUNDED, charge(intent, amount=session["amount_total"], amount_refunded=refunded_cents), created=created, id=id
+    )
 
 
 def dispute_event(event_type, session, status, created=T0, id=None, **fields):
@@ -235,8 +236,12 @@ def test_a_dispute_is_recorded_and_the_payment_keeps_its_outcome(session):
     record = apply_events([session_event(COMPLETED, session), opened])
 
     assert record["outcome"] == "paid"
-    assert record["dispute"] == {"id": opened["data"]["object"]["id"], "status": "needs_response",
-                                 "reason": "fraudulent", "amount": 1900}
+    assert record["dispute"] == {
+        "id": opened["data"]["object"]["id"],
+        "status": "needs_response",
+        "reason": "fraudulent",
+        "amount": 1900,
+    }
 
 
 def test_the_newest_dispute_event_wins(session):
@@ -307,11 +312,15 @@ def test_every_order_of_a_whole_lifecycle_ends_in_the_same_record(session):
     assert (expected["amount_refunded"], expected["dispute"]["status"]) == (1900, "lost")
 
 
-@pytest.mark.parametrize("flow", [
-    [(COMPLETED, {"payment_status": "unpaid"}), (FAILED, {}), (EXPIRED, {})],
-    [(COMPLETED, {"payment_status": "unpaid"}), (SUCCEEDED, {})],
-    [(COMPLETED, {}), (EXPIRED, {})],
-], ids=["failed", "delayed-paid", "card"])
+@pytest.mark.parametrize(
+    "flow",
+    [
+        [(COMPLETED, {"payment_status": "unpaid"}), (FAILED, {}), (EXPIRED, {})],
+        [(COMPLETED, {"payment_status": "unpaid"}), (SUCCEEDED, {})],
+        [(COMPLETED, {}), (EXPIRED, {})],
+    ],
+    ids=["failed", "delayed-paid", "card"],
+)
 def test_every_order_of_a_session_flow_ends_in_its_outcome(session, flow):
     evts = [session_event(t, session, created=T0 + 60 * n, **fields) for n, (t, fields) in enumerate(flow)]
     expected = without_times(apply_events(evts))
@@ -391,8 +400,9 @@ def test_session_read_fills_descriptions_when_no_event_has(session):
 
 
 def test_event_after_a_session_read_takes_over_the_descriptions(session):
-    read = state.apply(None, events.change_from_session(session_after(COMPLETED, session, email="read@example.com")),
-                       "r")
+    read = state.apply(
+        None, events.change_from_session(session_after(COMPLETED, session, email="read@example.com")), "r"
+    )
     e = session_event(COMPLETED, session, email="event@example.com")
 
     record = apply_events([e], record=read)
@@ -402,8 +412,11 @@ def test_event_after_a_session_read_takes_over_the_descriptions(session):
 
 def test_a_session_read_whose_delayed_payment_failed_is_failed(session):
     read = session_after(FAILED, session)
-    read["payment_intent"] = {"id": read["payment_intent"], "object": "payment_intent",
-                              "status": "requires_payment_method"}
+    read["payment_intent"] = {
+        "id": read["payment_intent"],
+        "object": "payment_intent",
+        "status": "requires_payment_method",
+    }
 
     record = state.apply(None, events.change_from_session(read), now="read")
 

@@ -23,10 +23,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from google.cloud import firestore
@@ -399,7 +399,7 @@ def test_sqlite_concurrent_duplicate_deliveries_record_each_event_once(sqlite):
             *(sqlite.store.store.record_event(e, events.change_from_event(e)) for e in deliveries)
         )
 
-    results = list(zip((e["id"] for e in deliveries), sqlite.store.run(deliver_all())))
+    results = list(zip((e["id"] for e in deliveries), sqlite.store.run(deliver_all()), strict=False))
 
     stored = sorted(event_id for event_id, stored in results if stored)
     assert stored == sorted(e["id"] for e in evts)

@@ -149,8 +149,9 @@ def test_a_store_outage_lets_create_through_counted_by_the_instance(client, monk
     assert "203.0.113.7" not in repr(lines)
 
 
-def test_with_fail_open_off_a_store_outage_refuses_create_with_a_503(client, monkeypatch, unreachable_store,
-                                                                      standin, log_lines):
+def test_with_fail_open_off_a_store_outage_refuses_create_with_a_503(
+    client, monkeypatch, unreachable_store, standin, log_lines
+):
     unreachable_store()
     monkeypatch.setenv("RATE_LIMIT_FAIL_OPEN_CREATE", "false")
 
@@ -168,8 +169,9 @@ def test_status_is_never_refused_for_a_store_outage(client, monkeypatch, unreach
     unreachable_store()
     monkeypatch.setenv("RATE_LIMIT_FAIL_OPEN_CREATE", "false")
 
-    response = client.get(STATUS, params={"session_id": "cs_test_a1B2c3D4e5F6g7H8i9J0"},
-                          headers={"X-Forwarded-For": "203.0.113.7"})
+    response = client.get(
+        STATUS, params={"session_id": "cs_test_a1B2c3D4e5F6g7H8i9J0"}, headers={"X-Forwarded-For": "203.0.113.7"}
+    )
 
     assert response.status_code == 404  # answered: the unknown session, not the outage
     (line,) = outage_lines(log_lines)

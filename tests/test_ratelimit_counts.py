@@ -170,8 +170,9 @@ def test_redis_counts_are_shared_by_every_client_of_the_server(redis_server):
 
     async def two_instances():
         first, second = ratelimit.LimitsCounts(redis_server.url), ratelimit.LimitsCounts(redis_server.url)
-        together = await asyncio.gather(*(counts.hit(rates, "create_embedded_session", "203.0.113.7")
-                                          for counts in [first, second] * 5))
+        together = await asyncio.gather(
+            *(counts.hit(rates, "create_embedded_session", "203.0.113.7") for counts in [first, second] * 5)
+        )
         other_client = await first.hit(rates, "create_embedded_session", "198.51.100.9")
         return together, other_client
 

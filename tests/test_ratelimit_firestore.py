@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from google.cloud import firestore
@@ -76,14 +76,14 @@ def test_a_window_is_one_document_with_its_count_and_expiry(project):
     assert list(documents) == [document_id(ENDPOINT, THREE_A_DAY[0], start, CLIENT)]
     assert documents[document_id(ENDPOINT, THREE_A_DAY[0], start, CLIENT)] == {
         "count": 2,
-        "expires_at": datetime.fromtimestamp(start + 86400, timezone.utc),
+        "expires_at": datetime.fromtimestamp(start + 86400, UTC),
     }
 
 
 def test_the_client_address_is_not_stored(project):
     run(project, hits(1))
 
-    (document_key, document), = stored(project).items()
+    ((document_key, document),) = stored(project).items()
     assert CLIENT not in document_key and CLIENT not in repr(document)
 
 
@@ -94,8 +94,7 @@ def test_instances_counting_at_the_same_moment_allow_exactly_the_rate(project):
     async def work(counts):
         other = FirestoreCounts("rate_limits", project=project)
         try:
-            return await asyncio.gather(*(instance.hit(rates, ENDPOINT, CLIENT)
-                                          for instance in [counts, other] * 15))
+            return await asyncio.gather(*(instance.hit(rates, ENDPOINT, CLIENT) for instance in [counts, other] * 15))
         finally:
             await other.close()
 
@@ -131,7 +130,7 @@ def test_a_refused_client_is_answered_without_another_write(project):
     answers = run(project, hits(10))
 
     assert answers.count(None) == 3
-    assert list(stored(project).values())[0]["count"] == 4  # the first refusal is counted, the rest are not
+    assert next(iter(stored(project).values()))["count"] == 4  # the first refusal is counted, the rest are not
 
 
 def test_unreachable_firestore_is_counts_unavailable(monkeypatch):
@@ -154,10 +153,15 @@ def test_window_ids_are_the_same_on_every_instance_and_differ_by_window():
     day = THREE_A_DAY[0]
 
     assert document_id(ENDPOINT, day, 86400.0, CLIENT) == document_id(ENDPOINT, day, 86400, CLIENT)
-    assert len({
-        document_id(ENDPOINT, day, 86400, CLIENT),
-        document_id(ENDPOINT, day, 2 * 86400, CLIENT),
-        document_id("session_status", day, 86400, CLIENT),
-        document_id(ENDPOINT, parse_rates("4/day")[0], 86400, CLIENT),
-        document_id(ENDPOINT, day, 86400, "198.51.100.9"),
-    }) == 5
+    assert (
+        len(
+            {
+                document_id(ENDPOINT, day, 86400, CLIENT),
+                document_id(ENDPOINT, day, 2 * 86400, CLIENT),
+                document_id("session_status", day, 86400, CLIENT),
+                document_id(ENDPOINT, parse_rates("4/day")[0], 86400, CLIENT),
+                document_id(ENDPOINT, day, 86400, "198.51.100.9"),
+            }
+        )
+        == 5
+    )

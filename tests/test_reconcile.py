@@ -41,8 +41,11 @@ def new_store(request, tmp_path):
         emulator = os.environ["FIRESTORE_EMULATOR_HOST"]
 
         def firestore_store(name: str) -> dict:
-            return {"PAYMENTS_STORE": "firestore", "GOOGLE_CLOUD_PROJECT": unique_project_id(name),
-                    "FIRESTORE_EMULATOR_HOST": emulator}
+            return {
+                "PAYMENTS_STORE": "firestore",
+                "GOOGLE_CLOUD_PROJECT": unique_project_id(name),
+                "FIRESTORE_EMULATOR_HOST": emulator,
+            }
 
         return firestore_store
     return lambda name: {"PAYMENTS_STORE": f"sqlite:///{tmp_path / name}.db"}
@@ -59,7 +62,9 @@ def window(since: str = "1h", until: str | None = None) -> reconcile.Window:
 
 def run(standin, store: dict, check_sessions: bool = False, deadline: float = 60, **window_args) -> reconcile.Summary:
     """One run, as the command runs it: a new context from the settings, closed at the end."""
-    return asyncio.run(reconcile.run(Context(settings(standin, store)), window(**window_args), deadline, check_sessions))
+    return asyncio.run(
+        reconcile.run(Context(settings(standin, store)), window(**window_args), deadline, check_sessions)
+    )
 
 
 def run_with(stripe_api: StripeApi, store: dict, **options) -> reconcile.Summary:
@@ -68,8 +73,9 @@ def run_with(stripe_api: StripeApi, store: dict, **options) -> reconcile.Summary
     async def go():
         context = Context(store)
         try:
-            return await reconcile.reconcile(stripe_api, context.store(), window(), page_size=2,
-                                             first_backoff=0.01, **options)
+            return await reconcile.reconcile(
+                stripe_api, context.store(), window(), page_size=2, first_backoff=0.01, **options
+            )
         finally:
             await stripe_api.close()
             await context.close()
@@ -108,7 +114,7 @@ def stored_event_ids(store: dict) -> set[str]:
             return {doc.id for doc in client.collection("stripe_events").stream()}
         finally:
             client.close()
-    path = store["PAYMENTS_STORE"][len("sqlite:///"):]
+    path = store["PAYMENTS_STORE"][len("sqlite:///") :]
     if not os.path.exists(path):
         return set()
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
@@ -173,7 +179,11 @@ def test_events_whose_deliveries_were_dropped_are_recorded(standin, new_store):
     assert stored_event_ids(store) == handled_event_ids(standin)
     for record in records(store, sessions).values():
         assert (record["status"], record["payment_status"], record["outcome"], record["paid"]) == (
-            "complete", "paid", "paid", True)
+            "complete",
+            "paid",
+            "paid",
+            True,
+        )
 
 
 def test_a_second_run_changes_nothing(standin, new_store):
@@ -311,7 +321,7 @@ def test_since_bounds_what_is_listed(standin, new_store):
 
 def test_until_leaves_the_newest_events_to_the_webhook(standin, new_store):
     standin.advance_time(-HOUR)
-    older = paid_sessions(standin, 1)
+    paid_sessions(standin, 1)
     standin.advance_time(HOUR)
     paid_sessions(standin, 1)
 
@@ -332,11 +342,14 @@ def test_since_takes_an_iso_time_in_utc_unless_it_names_its_offset():
     assert reconcile.moment("2026-07-01T11:00:00+02:00", 0) == 1782896400
 
 
-@pytest.mark.parametrize("since, until, problem", [
-    ("31d", None, "30 days"),
-    ("yesterday", None, "neither a duration"),
-    ("1h", "2h", "before --until"),
-])
+@pytest.mark.parametrize(
+    "since, until, problem",
+    [
+        ("31d", None, "30 days"),
+        ("yesterday", None, "neither a duration"),
+        ("1h", "2h", "before --until"),
+    ],
+)
 def test_a_window_stripe_cannot_answer_is_refused(since, until, problem):
     with pytest.raises(ValueError, match=problem):
         reconcile.Window.parse(since, until, time.time())
@@ -377,8 +390,14 @@ def test_the_session_check_is_clean_when_every_completed_session_is_recorded(sta
 
 def reconcile_command(standin, store: dict, *args: str) -> subprocess.CompletedProcess:
     env = local_env(**settings(standin, store))
-    return subprocess.run([sys.executable, "-m", "payments.reconcile", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "payments.reconcile", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def summary_line(result: subprocess.CompletedProcess) -> dict:
@@ -399,14 +418,25 @@ def test_the_command_records_missed_events_then_reports_none_new(standin, tmp_pa
     assert "2 newly applied" in first.stdout and "Outcome: repaired." in first.stdout
     assert second.returncode == 0, second.stderr
     assert {k: summary_line(second)[k] for k in ("outcome", "seen", "applied", "duplicates", "failed")} == {
-        "outcome": "clean", "seen": 2, "applied": 0, "duplicates": 2, "failed": 0}
+        "outcome": "clean",
+        "seen": 2,
+        "applied": 0,
+        "duplicates": 2,
+        "failed": 0,
+    }
     assert "0 newly applied" in second.stdout
 
 
 def test_the_command_fails_when_the_key_is_only_a_placeholder(standin, tmp_path):
     store = {"PAYMENTS_STORE": f"sqlite:///{tmp_path / 'payments.db'}"}
-    result = subprocess.run([sys.executable, "-m", "payments.reconcile"], cwd=ROOT, capture_output=True, text=True,
-                            env=local_env(**settings(standin, store, key="rk_placeholder")), timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "payments.reconcile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=local_env(**settings(standin, store, key="rk_placeholder")),
+        timeout=60,
+    )
 
     assert result.returncode == 1
     summary = summary_line(result)

@@ -35,7 +35,11 @@ class RunLocal:
     def __init__(self, args: list[str], env: dict):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devtools.run_local", *args],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         self.lines: list[str] = []
@@ -121,8 +125,9 @@ def test_refuses_a_taken_port_before_starting_anything(run_local):
         holder.bind(("127.0.0.1", page_port))
         holder.listen()
 
-        runner = run_local("--api-port", str(api_port), "--page-port", str(page_port),
-                           "--stripe-port", str(stripe_port))
+        runner = run_local(
+            "--api-port", str(api_port), "--page-port", str(page_port), "--stripe-port", str(stripe_port)
+        )
         code = runner.process.wait(timeout=20)
 
     assert code != 0
@@ -132,8 +137,13 @@ def test_refuses_a_taken_port_before_starting_anything(run_local):
 
 
 def test_refuses_a_live_key(run_local):
-    runner = run_local("--api-port", str(free_port()), "--page-port", str(free_port()),
-                       env=local_env(STRIPE_SECRET_KEY="sk_live_" + "x" * 24))
+    runner = run_local(
+        "--api-port",
+        str(free_port()),
+        "--page-port",
+        str(free_port()),
+        env=local_env(STRIPE_SECRET_KEY="sk_live_" + "x" * 24),
+    )
 
     assert runner.process.wait(timeout=20) != 0
     assert "live key" in runner.output
@@ -141,8 +151,15 @@ def test_refuses_a_live_key(run_local):
 
 def test_starts_serves_and_stops_its_children_on_sigterm(run_local, tmp_path):
     api_port, page_port, stripe_port = free_port(), free_port(), free_port()
-    runner = run_local("--api-port", str(api_port), "--page-port", str(page_port), "--stripe-port", str(stripe_port),
-                       env=local_env(RATE_LIMIT_CREATE="1000/minute"))
+    runner = run_local(
+        "--api-port",
+        str(api_port),
+        "--page-port",
+        str(page_port),
+        "--stripe-port",
+        str(stripe_port),
+        env=local_env(RATE_LIMIT_CREATE="1000/minute"),
+    )
 
     assert "SIMULATED" in runner.wait_for(r"SIMULATED").string
     api_url = runner.wait_for(r"^\s+API\s+(http://\S+)").group(1)
@@ -150,8 +167,12 @@ def test_starts_serves_and_stops_its_children_on_sigterm(run_local, tmp_path):
     runner.wait_for(r"Settings for simulate are in")
     page_origin = page_url.rstrip("/")
 
-    created = requests.post(api_url + "/api/checkout/embedded-session", json={},
-                            headers={"Origin": page_origin, "Idempotency-Key": "run-local-test"}, timeout=10)
+    created = requests.post(
+        api_url + "/api/checkout/embedded-session",
+        json={},
+        headers={"Origin": page_origin, "Idempotency-Key": "run-local-test"},
+        timeout=10,
+    )
     page = requests.get(page_url, timeout=10)
     config_js = requests.get(page_origin + "/config.js", timeout=10)
     env_file = tmp_path / "state" / "dev.env"
@@ -175,17 +196,23 @@ def test_starts_serves_and_stops_its_children_on_sigterm(run_local, tmp_path):
 
 def test_firestore_option_pays_into_googles_emulator_and_ctrl_c_stops_it(run_local, running_emulator, tmp_path):
     api_port, page_port, stripe_port = free_port(), free_port(), free_port()
-    runner = run_local("--firestore", "--api-port", str(api_port), "--page-port", str(page_port),
-                       "--stripe-port", str(stripe_port))
+    runner = run_local(
+        "--firestore", "--api-port", str(api_port), "--page-port", str(page_port), "--stripe-port", str(stripe_port)
+    )
     emulator = runner.wait_for(r"Payment store\s+Firestore emulator at (127\.0\.0\.1:(\d+))")
     api_url = runner.wait_for(r"^\s+API\s+(http://\S+)").group(1)
     runner.wait_for(r"Settings for simulate are in")
     created = requests.post(api_url + "/api/checkout/embedded-session", json={}, timeout=10)
     assert created.status_code == 200, created.text
 
-    paid = subprocess.run([sys.executable, "-m", "devtools.simulate", "pay", "latest",
-                           "--env-file", str(tmp_path / "state" / "dev.env")],
-                          cwd=ROOT, env=local_env(), capture_output=True, text=True, timeout=60)
+    paid = subprocess.run(
+        [sys.executable, "-m", "devtools.simulate", "pay", "latest", "--env-file", str(tmp_path / "state" / "dev.env")],
+        cwd=ROOT,
+        env=local_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert "webhook answered 200" in paid.stdout, paid.stdout + paid.stderr
     assert "recorded: outcome=paid status=complete payment_status=paid" in paid.stdout

@@ -29,9 +29,7 @@ def client(secret_manager_server, monkeypatch):
 
     monkeypatch.setattr(google.auth, "default", no_default_credentials)
     channel = grpc.insecure_channel(secret_manager_server.address)
-    client = secretmanager.SecretManagerServiceClient(
-        transport=SecretManagerServiceGrpcTransport(channel=channel)
-    )
+    client = secretmanager.SecretManagerServiceClient(transport=SecretManagerServiceGrpcTransport(channel=channel))
     with client:
         yield client
 

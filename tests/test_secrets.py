@@ -23,7 +23,9 @@ CREATE = "/api/checkout/embedded-session"
 @pytest.fixture
 def secret_manager(secret_manager_server, monkeypatch, env):
     """Secrets configured as version names, served by a local Secret Manager."""
-    secret_manager_server.secrets.update({KEY_VERSION: TEST_KEY.encode() + b"\n", WEBHOOK_VERSION: WEBHOOK_SECRET.encode()})
+    secret_manager_server.secrets.update(
+        {KEY_VERSION: TEST_KEY.encode() + b"\n", WEBHOOK_VERSION: WEBHOOK_SECRET.encode()}
+    )
     monkeypatch.setenv("SECRET_MANAGER_ENDPOINT", secret_manager_server.address)
     monkeypatch.setenv("STRIPE_SECRET_KEY", KEY_VERSION)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_VERSION)
@@ -46,8 +48,9 @@ def test_a_secret_is_read_once_per_instance(client, secret_manager):
 
 
 def test_the_webhook_secret_is_read_from_secret_manager(client, secret_manager):
-    payload = json.dumps({"object": "event", "id": "evt_1", "type": "customer.created", "created": 1,
-                          "data": {"object": {}}})
+    payload = json.dumps(
+        {"object": "event", "id": "evt_1", "type": "customer.created", "created": 1, "data": {"object": {}}}
+    )
     header = stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)
     response = client.post("/webhook", content=payload, headers={"Stripe-Signature": header})
 

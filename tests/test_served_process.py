@@ -36,7 +36,11 @@ def served(standin, tmp_path):
     executable = Path(sys.executable).with_name("functions-framework")
     process = subprocess.Popen(
         [str(executable), "--target=api", "--source=main.py", f"--port={port}", "--host=127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -47,7 +51,7 @@ def served(standin, tmp_path):
                 break
             except requests.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("functions-framework did not start:\n" + process.stdout.read())
+                    raise RuntimeError("functions-framework did not start:\n" + process.stdout.read()) from None
                 time.sleep(0.1)
         yield base
     finally:

@@ -27,8 +27,12 @@ CREATE = b"/api/checkout/embedded-session"
 
 @pytest.fixture(scope="module")
 def api(stripe_server, tmp_path_factory):
-    env = stack_env(stripe_server, tmp_path_factory.mktemp("serving") / "payments.db",
-                    RATE_LIMIT_CREATE="100000000/minute", RATE_LIMIT_STATUS="100000000/minute")
+    env = stack_env(
+        stripe_server,
+        tmp_path_factory.mktemp("serving") / "payments.db",
+        RATE_LIMIT_CREATE="100000000/minute",
+        RATE_LIMIT_STATUS="100000000/minute",
+    )
     with serving(env) as served:
         yield served
 
@@ -38,7 +42,9 @@ class Answer:
         head, _, self.body = raw.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         self.status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/1.1 ") else None
-        self.headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        self.headers = {
+            k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)
+        }
 
     def json(self) -> dict:
         assert self.headers.get("content-type") == "application/json"
@@ -57,7 +63,7 @@ def read_answer(sock: socket.socket) -> tuple[Answer, bool]:
         while chunk := sock.recv(65536):
             data += chunk
         closed = True
-    except socket.timeout:
+    except TimeoutError:
         closed = False
     except ConnectionResetError:
         closed = True
@@ -109,8 +115,9 @@ def test_a_method_no_endpoint_is_routed_for_is_a_json_405(api, method):
 
 
 def test_a_request_line_over_the_limit_is_a_431(api):
-    answer = send_and_read(api, b"GET /api/checkout/session-status?session_id=" + b"a" * MAX_HEAD_BYTES
-                           + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = send_and_read(
+        api, b"GET /api/checkout/session-status?session_id=" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
 
     assert answer.status == 431
     assert "larger than" in answer.json()["error"]
@@ -131,8 +138,9 @@ def test_headers_over_the_limit_are_a_431_even_when_they_arrive_in_pieces(api):
 def test_a_head_under_the_limit_is_served(api):
     padding = {f"X-Padding-{i}": "p" * 1000 for i in range((MAX_HEAD_BYTES - 2048) // 1024)}
 
-    response = requests.get(api.base_url + "/api/checkout/session-status", params={"session_id": "cs_test_abc"},
-                            headers=padding, timeout=10)
+    response = requests.get(
+        api.base_url + "/api/checkout/session-status", params={"session_id": "cs_test_abc"}, headers=padding, timeout=10
+    )
 
     assert response.status_code == 404
     assert response.json() == {"error": "No such checkout session."}
@@ -190,8 +198,9 @@ def trickle_body(api, stop: threading.Event) -> tuple[Answer, float]:
     """POST a 100-byte body one byte a second; the answer and how long it took."""
     with connect(api) as sock:
         started = time.monotonic()
-        sock.sendall(b"POST " + CREATE + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n")
+        sock.sendall(
+            b"POST " + CREATE + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
         sock.settimeout(1)
         data = b""
         while not stop.is_set() and time.monotonic() - started < 30:
@@ -199,7 +208,7 @@ def trickle_body(api, stop: threading.Event) -> tuple[Answer, float]:
                 if not data:
                     sock.sendall(b" ")
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except (BrokenPipeError, ConnectionResetError):
                 break
@@ -215,8 +224,9 @@ def test_slow_bodies_are_a_408_and_do_not_hold_up_other_requests(api):
         slow = [pool.submit(trickle_body, api, stop) for _ in range(8)]
         time.sleep(1)
         started = time.monotonic()
-        served = requests.get(api.base_url + "/api/checkout/session-status", params={"session_id": "cs_test_abc"},
-                              timeout=10)
+        served = requests.get(
+            api.base_url + "/api/checkout/session-status", params={"session_id": "cs_test_abc"}, timeout=10
+        )
         served_in = time.monotonic() - started
         try:
             results = [future.result(timeout=BODY_TIMEOUT_SECONDS + 10) for future in slow]

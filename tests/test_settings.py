@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from common import settings
 from common.errors import SettingError
@@ -79,7 +79,9 @@ def test_app_check_on_status_needs_the_project_number():
 
 def test_the_sqlite_store_path_is_the_urls_path():
     assert load(PAYMENTS_STORE="sqlite:///tmp/x.db").payments_store == settings.StoreChoice("sqlite", Path("/tmp/x.db"))
-    assert load(PAYMENTS_STORE="sqlite:////tmp/x.db").payments_store == settings.StoreChoice("sqlite", Path("/tmp/x.db"))
+    assert load(PAYMENTS_STORE="sqlite:////tmp/x.db").payments_store == settings.StoreChoice(
+        "sqlite", Path("/tmp/x.db")
+    )
 
 
 def test_the_store_is_firestore_on_google_cloud_and_on_the_emulator():

@@ -33,8 +33,11 @@ def shared_store(request) -> dict:
     if request.param == "firestore":
         project = request.getfixturevalue("firestore_project")
         warm_up(project)
-        return {"RATE_LIMIT_STORAGE_URI": "firestore://", "GOOGLE_CLOUD_PROJECT": project,
-                "FIRESTORE_EMULATOR_HOST": request.getfixturevalue("firestore_emulator")}
+        return {
+            "RATE_LIMIT_STORAGE_URI": "firestore://",
+            "GOOGLE_CLOUD_PROJECT": project,
+            "FIRESTORE_EMULATOR_HOST": request.getfixturevalue("firestore_emulator"),
+        }
     return {"RATE_LIMIT_STORAGE_URI": request.getfixturevalue("redis_server").url}
 
 
@@ -42,9 +45,14 @@ def shared_store(request) -> dict:
 def instance_env(shared_store, standin, tmp_path) -> dict:
     """One instance's environment: three creates a day per client, counted in the shared store."""
     return local_env(
-        STRIPE_SECRET_KEY=TEST_KEY, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, FRONTEND_URL=FRONTEND_URL,
-        STRIPE_API_BASE=standin.base_url, PAYMENTS_STORE=f"sqlite:///{tmp_path / 'payments.db'}",
-        RATE_LIMIT_CREATE="3/day", RATE_LIMIT_STATUS="2/day", **shared_store,
+        STRIPE_SECRET_KEY=TEST_KEY,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        FRONTEND_URL=FRONTEND_URL,
+        STRIPE_API_BASE=standin.base_url,
+        PAYMENTS_STORE=f"sqlite:///{tmp_path / 'payments.db'}",
+        RATE_LIMIT_CREATE="3/day",
+        RATE_LIMIT_STATUS="2/day",
+        **shared_store,
     )
 
 
@@ -68,8 +76,10 @@ def test_status_is_counted_across_instances_apart_from_create(served_api, instan
     first, second = served_api(instance_env), served_api(instance_env)
     query = {"session_id": "cs_test_a1B2c3D4e5F6g7H8i9J0"}
 
-    codes = [requests.get(instance.base + STATUS, params=query, headers=CLIENT, timeout=10).status_code
-             for instance in (first, second, first)]
+    codes = [
+        requests.get(instance.base + STATUS, params=query, headers=CLIENT, timeout=10).status_code
+        for instance in (first, second, first)
+    ]
 
     assert codes == [404, 404, 429]
     assert create(second).status_code == 200

@@ -30,8 +30,12 @@ def config(stack):
 
 def create_session(stack) -> str:
     """A new open session, created through the API the way the example page does."""
-    response = requests.post(stack.api_url + "/api/checkout/embedded-session", json={},
-                             headers={"Idempotency-Key": os.urandom(8).hex()}, timeout=10)
+    response = requests.post(
+        stack.api_url + "/api/checkout/embedded-session",
+        json={},
+        headers={"Idempotency-Key": os.urandom(8).hex()},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
     return response.json()["client_secret"].split("_secret_")[0]
 
@@ -57,7 +61,9 @@ def test_a_partial_refund_is_recorded_and_the_payment_stays_paid(stack, config):
     report = simulate.refund(config, session_id, amount=50)
 
     assert [(d.event_type, d.status_code) for d in report.deliveries] == [
-        ("refund.created", 200), ("charge.refunded", 200)]
+        ("refund.created", 200),
+        ("charge.refunded", 200),
+    ]
     assert (report.recorded["amount_refunded"], report.recorded["outcome"]) == (50, "paid")
     assert report.status["outcome"] == "paid"
 
@@ -85,8 +91,9 @@ def test_a_lost_dispute_is_recorded_on_the_payment(stack, config):
 
 
 def test_the_events_command_lists_what_the_webhook_handles():
-    result = subprocess.run([sys.executable, "-m", "devtools.simulate", "events"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.simulate", "events"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
 
     from payments.events import HANDLED_EVENTS
 
@@ -168,7 +175,10 @@ def test_command_line_pays_and_prints_the_answer_and_the_record(stack):
 
     result = subprocess.run(
         [sys.executable, "-m", "devtools.simulate", "pay", "--env-file", str(stack.env_file), session_id],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
     assert result.returncode == 0, result.stderr
@@ -182,7 +192,11 @@ def test_command_line_without_a_stand_in_points_to_the_stripe_cli(tmp_path):
     env = local_env()
     result = subprocess.run(
         [sys.executable, "-m", "devtools.simulate", "pay", "--env-file", str(tmp_path / "missing.env"), "cs_test_x"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
     assert result.returncode == 1
@@ -197,7 +211,7 @@ def test_latest_is_the_newest_open_session(stack, config):
 
 
 def stored_event_ids(config) -> set[str]:
-    path = config.store_env["PAYMENTS_STORE"][len("sqlite:///"):]
+    path = config.store_env["PAYMENTS_STORE"][len("sqlite:///") :]
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         return {row[0] for row in db.execute("SELECT event_id FROM stripe_events")}
 
@@ -205,8 +219,9 @@ def stored_event_ids(config) -> set[str]:
 def reconcile_as_documented(stack) -> subprocess.CompletedProcess:
     """`python -m payments.reconcile` with the running stack's settings, as the simulator's hint says."""
     script = f'set -a; . {shlex.quote(str(stack.env_file))}; exec "$0" -m payments.reconcile --since 1h'
-    return subprocess.run(["bash", "-c", script, sys.executable], cwd=ROOT, env=local_env(),
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", "-c", script, sys.executable], cwd=ROOT, env=local_env(), capture_output=True, text=True, timeout=60
+    )
 
 
 def test_a_payment_whose_webhook_is_lost_is_shown_from_stripe_and_recorded_by_reconcile(stack, config):
@@ -236,9 +251,20 @@ def test_command_line_no_webhook_delivers_nothing(stack):
     session_id = create_session(stack)
 
     result = subprocess.run(
-        [sys.executable, "-m", "devtools.simulate", "expire", "--no-webhook", "--env-file", str(stack.env_file),
-         session_id],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "devtools.simulate",
+            "expire",
+            "--no-webhook",
+            "--env-file",
+            str(stack.env_file),
+            session_id,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
     assert result.returncode == 0, result.stderr

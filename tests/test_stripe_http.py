@@ -27,8 +27,9 @@ BODY = {
     "mode": "payment",
     "ui_mode": "embedded_page",
     "return_url": "https://herome.example/hero-me?session_id={CHECKOUT_SESSION_ID}",
-    "line_items": [{"price_data": {"currency": "usd", "product_data": {"name": "Board"}, "unit_amount": 200},
-                    "quantity": 1}],
+    "line_items": [
+        {"price_data": {"currency": "usd", "product_data": {"name": "Board"}, "unit_amount": 200}, "quantity": 1}
+    ],
 }
 
 
@@ -46,8 +47,9 @@ class CountingClient(PooledAsyncClient):
 
 def client_for(base_url: str, http_client: PooledAsyncClient, retries: int = 0) -> stripe.StripeClient:
     """A client that gives up at the first failure, so a hidden SDK retry cannot pass a test."""
-    return stripe.StripeClient(KEY, base_addresses={"api": base_url}, max_network_retries=retries,
-                               http_client=http_client)
+    return stripe.StripeClient(
+        KEY, base_addresses={"api": base_url}, max_network_retries=retries, http_client=http_client
+    )
 
 
 def origin(base_url: str) -> tuple:
@@ -159,14 +161,14 @@ def test_a_certificate_stripe_does_not_trust_is_an_error_it_does_not_retry(tmp_p
     certificate, key = self_signed_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
-    with TlsServer(context) as port:
-        with pytest.raises(stripe.APIConnectionError) as failed:
-            asyncio.run(PooledAsyncClient().request_async("get", f"https://localhost:{port}/v1/x", {}))
+    with TlsServer(context) as port, pytest.raises(stripe.APIConnectionError) as failed:
+        asyncio.run(PooledAsyncClient().request_async("get", f"https://localhost:{port}/v1/x", {}))
     assert failed.value.should_retry is False
     assert "certificate" in str(failed.value)
 
 
 # -- helpers ------------------------------------------------------------------
+
 
 def unused_port() -> int:
     import socket
@@ -229,16 +231,21 @@ def self_signed_certificate(folder) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .sign(key, hashes.SHA256())
     )
     certificate_path, key_path = folder / "cert.pem", folder / "key.pem"
     certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(certificate_path), str(key_path)

@@ -60,7 +60,9 @@ def test_stripe_accepts_the_derived_ui_mode_on_either_side_of_the_rename(standin
     assert session.client_secret
 
 
-@pytest.mark.parametrize("version, wrong", [("2026-02-25.clover", "embedded_page"), (stripe_rules.API_VERSION, "embedded")])
+@pytest.mark.parametrize(
+    "version, wrong", [("2026-02-25.clover", "embedded_page"), (stripe_rules.API_VERSION, "embedded")]
+)
 def test_stripe_rejects_the_other_sides_ui_mode(standin, version, wrong):
     params = session_params("https://herome.example/hero-me?session_id={CHECKOUT_SESSION_ID}")
     params["ui_mode"] = wrong
@@ -85,8 +87,9 @@ def test_a_session_id_carries_its_mode():
     assert stripe_rules.session_mode("cs_test_a1B2") == "test"
 
 
-@pytest.mark.parametrize("key, mode", [("sk_live_x", "live"), ("rk_live_x", "live"), ("sk_test_x", "test"),
-                                       ("rk_test_x", "test")])
+@pytest.mark.parametrize(
+    "key, mode", [("sk_live_x", "live"), ("rk_live_x", "live"), ("sk_test_x", "test"), ("rk_test_x", "test")]
+)
 def test_a_key_carries_its_mode(key, mode):
     assert stripe_rules.key_mode(key) == mode
 

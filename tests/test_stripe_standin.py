@@ -134,9 +134,7 @@ def test_retrieve_returns_the_created_session(fake_stripe):
 def test_retrieve_can_expand_line_items(fake_stripe):
     created = create(fake_stripe)
 
-    session = make_client(fake_stripe).v1.checkout.sessions.retrieve(
-        created.id, params={"expand": ["line_items"]}
-    )
+    session = make_client(fake_stripe).v1.checkout.sessions.retrieve(created.id, params={"expand": ["line_items"]})
 
     [item] = session.line_items.data
     assert (item.description, item.quantity, item.amount_total) == ("T-shirt", 2, 3000)
@@ -347,9 +345,7 @@ def test_idempotency_key_reused_with_different_params_raises_idempotency_error(f
     client.v1.checkout.sessions.create(params=session_params(), options=options)
 
     with pytest.raises(stripe.IdempotencyError):
-        client.v1.checkout.sessions.create(
-            params=session_params(metadata={"order_id": "order_999"}), options=options
-        )
+        client.v1.checkout.sessions.create(params=session_params(metadata={"order_id": "order_999"}), options=options)
 
 
 def test_idempotency_keys_are_scoped_to_the_api_key(fake_stripe):
@@ -634,9 +630,7 @@ def test_admin_expire_and_unknown_session(fake_stripe):
 
 
 def test_admin_faults_are_served_to_the_next_api_requests(fake_stripe):
-    response = requests.post(
-        f"{fake_stripe.base_url}/_standin/faults", json={"fail_next": 1, "status": 503}, timeout=5
-    )
+    response = requests.post(f"{fake_stripe.base_url}/_standin/faults", json={"fail_next": 1, "status": 503}, timeout=5)
 
     assert response.json() == {"pending_faults": 1}
     with pytest.raises(stripe.APIError) as caught:
@@ -678,7 +672,7 @@ def test_many_concurrent_keep_alive_connections_are_served(fake_stripe):
             session = client.v1.checkout.sessions.create(params=session_params())
             for _ in range(3):
                 client.v1.checkout.sessions.retrieve(session.id)
-        except Exception as error:  # collected and asserted below
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
             failures.append(error)
 
     threads = [threading.Thread(target=work) for _ in range(workers)]

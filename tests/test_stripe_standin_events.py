@@ -32,8 +32,12 @@ def standin(running_standin):
 
 
 def client_for(server, key=KEY, retries=0):
-    return stripe.StripeClient(key, base_addresses={"api": server.base_url}, max_network_retries=retries,
-                               http_client=stripe.RequestsClient(timeout=5))
+    return stripe.StripeClient(
+        key,
+        base_addresses={"api": server.base_url},
+        max_network_retries=retries,
+        http_client=stripe.RequestsClient(timeout=5),
+    )
 
 
 def new_session(server, key=KEY) -> str:
@@ -41,8 +45,9 @@ def new_session(server, key=KEY) -> str:
         "mode": "payment",
         "ui_mode": "embedded_page",
         "return_url": "http://127.0.0.1:5173/return?session_id={CHECKOUT_SESSION_ID}",
-        "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 200,
-                                                      "product_data": {"name": "Board"}}}],
+        "line_items": [
+            {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 200, "product_data": {"name": "Board"}}}
+        ],
     }
     return client_for(server, key).v1.checkout.sessions.create(params=params).id
 
@@ -126,16 +131,18 @@ def test_auto_pagination_walks_every_page_newest_first(standin):
 
     assert ids(walked) == ids(reversed(events))
     assert [r.params.get("starting_after") for r in standin.requests if r.path == "/v1/events"] == [
-        None, events[4]["id"], events[1]["id"],
+        None,
+        events[4]["id"],
+        events[1]["id"],
     ]
 
 
 def test_auto_pagination_from_ending_before_walks_towards_the_newest(standin):
     events = expired_sessions(standin, 6)
 
-    walked = client_for(standin).v1.events.list(
-        params={"limit": 2, "ending_before": events[0]["id"]}
-    ).auto_paging_iter()
+    walked = (
+        client_for(standin).v1.events.list(params={"limit": 2, "ending_before": events[0]["id"]}).auto_paging_iter()
+    )
 
     assert ids(walked) == ids(events[1:])
 
@@ -191,7 +198,8 @@ def test_a_wildcard_type_keeps_a_group_of_events(standin):
     paid_and_expired(standin)
 
     assert listed_types(standin, type="checkout.session.*") == [
-        "checkout.session.expired", "checkout.session.completed",
+        "checkout.session.expired",
+        "checkout.session.completed",
     ]
     assert listed_types(standin, type="*.refunded") == ["charge.refunded"]
 
@@ -226,9 +234,15 @@ def events_an_hour_apart(server, count: int) -> list:
     return events
 
 
-@pytest.mark.parametrize("bound, kept", [
-    ("gt", [2]), ("gte", [1, 2]), ("lt", [0]), ("lte", [0, 1]),
-])
+@pytest.mark.parametrize(
+    "bound, kept",
+    [
+        ("gt", [2]),
+        ("gte", [1, 2]),
+        ("lt", [0]),
+        ("lte", [0, 1]),
+    ],
+)
 def test_created_bounds_keep_events_in_the_window(standin, bound, kept):
     events = events_an_hour_apart(standin, 3)
 

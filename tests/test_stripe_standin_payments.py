@@ -35,8 +35,13 @@ def standin(running_standin):
 
 
 def client_for(server, key=KEY, version=None):
-    return stripe.StripeClient(key, base_addresses={"api": server.base_url}, max_network_retries=0,
-                               stripe_version=version, http_client=stripe.RequestsClient(timeout=5))
+    return stripe.StripeClient(
+        key,
+        base_addresses={"api": server.base_url},
+        max_network_retries=0,
+        stripe_version=version,
+        http_client=stripe.RequestsClient(timeout=5),
+    )
 
 
 def new_session(server, amount=200, key=KEY, version=None) -> str:
@@ -44,8 +49,9 @@ def new_session(server, amount=200, key=KEY, version=None) -> str:
         "mode": "payment",
         "ui_mode": "embedded" if version else "embedded_page",
         "return_url": "http://127.0.0.1:5173/return?session_id={CHECKOUT_SESSION_ID}",
-        "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": amount,
-                                                      "product_data": {"name": "Board"}}}],
+        "line_items": [
+            {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": amount, "product_data": {"name": "Board"}}}
+        ],
     }
     return client_for(server, key, version).v1.checkout.sessions.create(params=params).id
 
@@ -147,12 +153,15 @@ def test_payment_objects_are_invisible_to_a_key_of_the_other_mode(standin):
     assert missing.value.http_status == 404
 
 
-@pytest.mark.parametrize("resource, object_id, param", [
-    ("payment_intents", "pi_unknown", "intent"),
-    ("charges", "ch_unknown", "charge"),
-    ("refunds", "re_unknown", "refund"),
-    ("disputes", "dp_unknown", "dispute"),
-])
+@pytest.mark.parametrize(
+    "resource, object_id, param",
+    [
+        ("payment_intents", "pi_unknown", "intent"),
+        ("charges", "ch_unknown", "charge"),
+        ("refunds", "re_unknown", "refund"),
+        ("disputes", "dp_unknown", "dispute"),
+    ],
+)
 def test_retrieving_an_unknown_object_is_404_resource_missing(standin, resource, object_id, param):
     with pytest.raises(stripe.InvalidRequestError) as missing:
         getattr(client_for(standin).v1, resource).retrieve(object_id)
@@ -455,8 +464,9 @@ def test_admin_refund_takes_a_plain_form_too(standin):
     session_id = paid_session(standin)
     intent_id = standin.session(session_id)["payment_intent"]
 
-    response = requests.post(f"{standin.base_url}/_standin/payments/{intent_id}/refund", data={"amount": "25"},
-                             timeout=5)
+    response = requests.post(
+        f"{standin.base_url}/_standin/payments/{intent_id}/refund", data={"amount": "25"}, timeout=5
+    )
 
     assert response.json()["payment"]["charge"]["amount_refunded"] == 25
 
@@ -476,7 +486,9 @@ def test_admin_dispute_update_and_close(standin):
     closed = admin(standin, f"payments/{session_id}/close_dispute", {"won": False})[1]
 
     assert [e["type"] for e in opened["events"] + updated["events"] + closed["events"]] == [
-        "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
     ]
     assert closed["payment"]["dispute"]["status"] == "lost"
 
@@ -508,7 +520,6 @@ def test_admin_clock_moves_stripes_time(standin):
     assert status == 200
     assert body["now"] - before >= 3600
     assert 0 <= standin.now - body["now"] <= 1
-
 
 
 def test_a_retrieved_session_can_expand_its_payment_intent(standin):

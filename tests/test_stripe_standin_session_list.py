@@ -31,8 +31,13 @@ def standin(running_standin):
 
 
 def client_for(server, key=KEY, version=None):
-    return stripe.StripeClient(key, base_addresses={"api": server.base_url}, max_network_retries=0,
-                               stripe_version=version, http_client=stripe.RequestsClient(timeout=5))
+    return stripe.StripeClient(
+        key,
+        base_addresses={"api": server.base_url},
+        max_network_retries=0,
+        stripe_version=version,
+        http_client=stripe.RequestsClient(timeout=5),
+    )
 
 
 def new_session(server, key=KEY, version=None, **extra) -> str:
@@ -40,8 +45,9 @@ def new_session(server, key=KEY, version=None, **extra) -> str:
         "mode": "payment",
         "ui_mode": "embedded" if version else "embedded_page",
         "return_url": "http://127.0.0.1:5173/return?session_id={CHECKOUT_SESSION_ID}",
-        "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 200,
-                                                      "product_data": {"name": "Board"}}}],
+        "line_items": [
+            {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 200, "product_data": {"name": "Board"}}}
+        ],
         **extra,
     }
     return client_for(server, key, version).v1.checkout.sessions.create(params=params).id

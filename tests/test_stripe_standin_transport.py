@@ -34,7 +34,7 @@ def standin():
 
 
 def connect(server: StripeStandin) -> http.client.HTTPConnection:
-    host, port = server.base_url[len("http://"):].rsplit(":", 1)
+    host, port = server.base_url[len("http://") :].rsplit(":", 1)
     return http.client.HTTPConnection(host, int(port), timeout=5)
 
 
@@ -47,7 +47,7 @@ def get(connection: http.client.HTTPConnection, path: str) -> http.client.HTTPRe
 
 def raw_exchange(server: StripeStandin, request: bytes) -> bytes:
     """Send bytes on a fresh socket and read until the server closes it."""
-    host, port = server.base_url[len("http://"):].rsplit(":", 1)
+    host, port = server.base_url[len("http://") :].rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(request)
         received = b""
@@ -79,8 +79,13 @@ def test_a_chunked_request_body_is_read_and_the_connection_kept(standin):
     connection = connect(standin)
     halves = (FORM[:40].encode(), FORM[40:].encode())
 
-    connection.request("POST", "/v1/checkout/sessions", body=iter(halves), encode_chunked=True,
-                       headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"})
+    connection.request(
+        "POST",
+        "/v1/checkout/sessions",
+        body=iter(halves),
+        encode_chunked=True,
+        headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     created = connection.getresponse()
     session = json.loads(created.read())
     after = get(connection, f"/v1/checkout/sessions/{session['id']}")

@@ -81,8 +81,9 @@ def tls_standin(standin, tmp_path):
 def test_a_session_is_created_over_verified_tls(tls_standin, standin):
     port, ca_file = tls_standin
     pool = PooledAsyncClient(ca_file=ca_file)
-    client = stripe.StripeClient(KEY, base_addresses={"api": f"https://localhost:{port}"},
-                                 max_network_retries=0, http_client=pool)
+    client = stripe.StripeClient(
+        KEY, base_addresses={"api": f"https://localhost:{port}"}, max_network_retries=0, http_client=pool
+    )
 
     async def create_then_retrieve():
         created = await client.v1.checkout.sessions.create_async(params=BODY)

@@ -8,7 +8,6 @@ payments runs against both stores: an SQLite file and the Firestore emulator.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import socket
@@ -158,10 +157,28 @@ def test_expired_session_is_recorded_expired(webhook, payments, standin, session
 @pytest.mark.parametrize(
     "event_type, data_object",
     [
-        ("payment_intent.succeeded", {"id": "pi_3QxYz0123456789", "object": "payment_intent", "amount": 200,
-                                      "currency": "usd", "status": "succeeded", "metadata": {}}),
-        ("charge.refunded", {"id": "ch_3QxYz0123456789", "object": "charge", "amount": 200,
-                             "amount_refunded": 200, "currency": "usd", "refunded": True}),
+        (
+            "payment_intent.succeeded",
+            {
+                "id": "pi_3QxYz0123456789",
+                "object": "payment_intent",
+                "amount": 200,
+                "currency": "usd",
+                "status": "succeeded",
+                "metadata": {},
+            },
+        ),
+        (
+            "charge.refunded",
+            {
+                "id": "ch_3QxYz0123456789",
+                "object": "charge",
+                "amount": 200,
+                "amount_refunded": 200,
+                "currency": "usd",
+                "refunded": True,
+            },
+        ),
         ("customer.created", {"id": "cus_QxYz0123456789", "object": "customer", "email": "buyer@example.com"}),
     ],
 )
@@ -243,11 +260,15 @@ def test_signature_just_under_five_minutes_old_is_accepted(webhook, sqlite_payme
     assert sqlite_payments.event_ids() == [completed["id"]]
 
 
-@pytest.mark.parametrize("header", ["t=1,v1=\u00e9".encode("utf-8"), "t=1,v1=\u00e9".encode("latin-1"),
-                                    b"t=1,v1=\x01"], ids=["UTF-8", "Latin-1", "control character"])
+@pytest.mark.parametrize(
+    "header",
+    ["t=1,v1=\u00e9".encode("utf-8"), "t=1,v1=\u00e9".encode("latin-1"), b"t=1,v1=\x01"],
+    ids=["UTF-8", "Latin-1", "control character"],
+)
 def test_a_signature_header_that_is_not_printable_ascii_is_refused(webhook, sqlite_payments, completed, header):
-    response = webhook.send(content=json.dumps(completed),
-                            headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+    response = webhook.send(
+        content=json.dumps(completed), headers={"Stripe-Signature": header, "Content-Type": "application/json"}
+    )
 
     assert_refused(response)
     assert "Stripe-Signature" in response.json()["error"]
@@ -255,8 +276,9 @@ def test_a_signature_header_that_is_not_printable_ascii_is_refused(webhook, sqli
 
 
 @pytest.mark.parametrize("ahead", [310, 10 * 365 * 86400], ids=["five minutes and ten seconds", "ten years"])
-def test_signature_dated_beyond_the_tolerance_in_the_future_is_refused(webhook, sqlite_payments, session_id,
-                                                                        completed, ahead):
+def test_signature_dated_beyond_the_tolerance_in_the_future_is_refused(
+    webhook, sqlite_payments, session_id, completed, ahead
+):
     response = webhook.deliver(completed, timestamp=int(time.time()) + ahead)
 
     assert_refused(response)
@@ -269,8 +291,7 @@ def test_signature_a_little_ahead_of_our_clock_is_accepted(webhook, sqlite_payme
     assert sqlite_payments.event_ids() == [completed["id"]]
 
 
-@pytest.mark.parametrize("payload", ["[" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000],
-                         ids=["arrays", "objects"])
+@pytest.mark.parametrize("payload", ["[" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000], ids=["arrays", "objects"])
 def test_signed_body_nested_too_deeply_is_refused(webhook, sqlite_payments, payload):
     response = webhook.post(payload)
 
@@ -312,8 +333,7 @@ def test_signed_event_whose_session_id_ends_in_a_newline_is_refused(webhook, sql
         '{"object": "event"}',
         '{"id": "evt_1", "object": "event", "type": "checkout.session.completed", "created": "yesterday",'
         ' "data": {"object": {}}}',
-        '{"id": "evt_1", "object": "event", "type": "checkout.session.completed", "created": 1700000000,'
-        ' "data": {}}',
+        '{"id": "evt_1", "object": "event", "type": "checkout.session.completed", "created": 1700000000, "data": {}}',
         '{"id": "cs_test_a1B2c3", "object": "checkout.session", "status": "complete", "payment_status": "paid"}',
     ],
     ids=["text", "array", "string", "bare-object", "created-not-a-number", "no-data-object", "a-session-not-an-event"],
@@ -385,7 +405,7 @@ def test_no_cors_headers_are_ever_sent(webhook, sqlite_payments, completed):
 
     assert [r.status_code for r in responses] == [200, 400, 405, 405]
     for response in responses:
-        assert not [name for name in response.headers.keys() if name.lower().startswith("access-control-")]
+        assert not [name for name in response.headers if name.lower().startswith("access-control-")]
 
 
 # -- rolling the signing secret -----------------------------------------------
@@ -485,11 +505,15 @@ def _money_lifecycle() -> dict[str, dict]:
         "completed-unpaid": stripe_objects.event("checkout.session.completed", completed, created=t + 1),
         "async-succeeded": stripe_objects.event(
             "checkout.session.async_payment_succeeded",
-            stripe_objects.session_after("checkout.session.async_payment_succeeded", session), created=t + 2),
+            stripe_objects.session_after("checkout.session.async_payment_succeeded", session),
+            created=t + 2,
+        ),
         "refunded": stripe_objects.event(
-            "charge.refunded", stripe_objects.charge(intent, amount=1900, amount_refunded=1900), created=t + 3),
+            "charge.refunded", stripe_objects.charge(intent, amount=1900, amount_refunded=1900), created=t + 3
+        ),
         "disputed": stripe_objects.event(
-            "charge.dispute.created", stripe_objects.dispute(intent, status="needs_response"), created=t + 4),
+            "charge.dispute.created", stripe_objects.dispute(intent, status="needs_response"), created=t + 4
+        ),
     }
 
 
@@ -544,10 +568,16 @@ def test_every_delivery_order_of_refunds_and_disputes_gives_the_same_record(webh
     record = payments.record(session["id"])
     assert (record["status"], record["payment_status"], record["outcome"]) == ("complete", "paid", "refunded")
     assert (record["amount_refunded"], record["refunded"]) == (1900, True)
-    assert record["dispute"] == {"id": disputed["data"]["object"]["id"], "status": "needs_response",
-                                 "reason": "fraudulent", "amount": 1900}
+    assert record["dispute"] == {
+        "id": disputed["data"]["object"]["id"],
+        "status": "needs_response",
+        "reason": "fraudulent",
+        "amount": 1900,
+    }
     assert (record["last_dispute_event_id"], record["last_event_id"]) == (
-        disputed["id"], MONEY_LIFECYCLE["async-succeeded"]["id"])
+        disputed["id"],
+        MONEY_LIFECYCLE["async-succeeded"]["id"],
+    )
     assert sorted(payments.event_ids()) == sorted(e["id"] for e in MONEY_LIFECYCLE.values())
 
 
@@ -609,8 +639,7 @@ def test_each_request_writes_one_json_request_line(webhook, sqlite_payments, com
     assert {line["endpoint"] for line in request_lines} == {"stripe_webhook"}
 
 
-def test_the_request_line_tells_a_refused_signature_from_a_missing_one(webhook, sqlite_payments, completed,
-                                                                      log_lines):
+def test_the_request_line_tells_a_refused_signature_from_a_missing_one(webhook, sqlite_payments, completed, log_lines):
     log_lines()
     payload = json.dumps(completed)
     webhook.post(payload)
@@ -620,12 +649,16 @@ def test_the_request_line_tells_a_refused_signature_from_a_missing_one(webhook, 
 
     lines = [line for line in log_lines() if line.get("endpoint") == "stripe_webhook"]
     assert [(line["status"], line["signature"], line.get("outcome")) for line in lines] == [
-        (200, "verified", "recorded"), (200, "verified", "duplicate"), (400, "unverified", None),
-        (400, "missing", None)]
+        (200, "verified", "recorded"),
+        (200, "verified", "duplicate"),
+        (400, "unverified", None),
+        (400, "missing", None),
+    ]
 
 
-def test_secrets_never_appear_in_responses_or_logs(webhook, sqlite_payments, standin, session_id, monkeypatch,
-                                                   log_lines, new_client):
+def test_secrets_never_appear_in_responses_or_logs(
+    webhook, sqlite_payments, standin, session_id, monkeypatch, log_lines, new_client
+):
     (completed,) = standin.complete(session_id)
     client_secret = standin.session(session_id)["client_secret"]
     payload = json.dumps(completed)

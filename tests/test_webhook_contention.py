@@ -85,9 +85,7 @@ def test_eight_concurrent_deliveries_of_one_event_are_answered_in_time_and_store
     assert payments.record(session["id"])["payment_status"] == "paid"
 
 
-def test_six_concurrent_deliveries_of_two_events_for_one_session_are_answered_in_time_and_applied(
-    instances, payments
-):
+def test_six_concurrent_deliveries_of_two_events_for_one_session_are_answered_in_time_and_applied(instances, payments):
     session, completed, succeeded = session_paid_later()
 
     answers = post_at_once(instances(6), [completed, succeeded] * 3)

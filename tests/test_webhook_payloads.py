@@ -28,7 +28,9 @@ def mostly(usual: st.SearchStrategy, rare: st.SearchStrategy, one_in: int = 5) -
 
 TEXT = mostly(st.text(max_size=20), st.builds(lambda a, b: a + b, st.text(max_size=5), LONE_SURROGATES), 10)
 SCALARS = (
-    st.none() | st.booleans() | TEXT
+    st.none()
+    | st.booleans()
+    | TEXT
     | st.integers(min_value=-(2**80), max_value=2**80)
     | st.floats(allow_nan=False, allow_infinity=False)
 )
@@ -86,11 +88,12 @@ PAYLOADS = mostly(events(), ANY_JSON, 10)
 
 def completed_with(**fields) -> dict:
     """A completed-session event with some of its fields replaced."""
-    event = stripe_objects.event("checkout.session.completed",
-                                 stripe_objects.checkout_session(status="complete", payment_status="paid"))
+    event = stripe_objects.event(
+        "checkout.session.completed", stripe_objects.checkout_session(status="complete", payment_status="paid")
+    )
     for name, value in fields.items():
         if name.startswith("event_"):
-            event[name[len("event_"):]] = value
+            event[name[len("event_") :]] = value
         else:
             event["data"]["object"][name] = value
     return event
@@ -98,7 +101,9 @@ def completed_with(**fields) -> dict:
 
 def snapshot(payments, event) -> tuple:
     """What the store holds that this delivery could change."""
-    session = event.get("data", {}).get("object") if isinstance(event, dict) and isinstance(event.get("data"), dict) else None
+    session = (
+        event.get("data", {}).get("object") if isinstance(event, dict) and isinstance(event.get("data"), dict) else None
+    )
     session_id = session.get("id") if isinstance(session, dict) else None
     record = payments.record(session_id) if isinstance(session_id, str) and stripe_ids_shape(session_id) else None
     return sorted(payments.event_ids()), record
@@ -108,8 +113,11 @@ def stripe_ids_shape(value: str) -> bool:
     return value.startswith(("cs_test_", "cs_live_")) and value.isascii() and value.replace("_", "").isalnum()
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(payload=PAYLOADS)
 # The shapes found by hand before this test existed: each must be a 400 (or, where harmless, a 200).
 @example(payload=completed_with(metadata=["board"]))

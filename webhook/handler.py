@@ -75,7 +75,8 @@ def verify(payload: bytes, signature: str | None, secrets: tuple[str, ...]) -> d
         except stripe.SignatureVerificationError as error:
             failure = error
     else:
-        raise InvalidRequest(f"Stripe-Signature verification failed: {failure.user_message}")
+        reason = failure.user_message if failure is not None else "no secret to check it with"
+        raise InvalidRequest(f"Stripe-Signature verification failed: {reason}")
     if signed_at(signature) > time.time() + TOLERANCE_SECONDS:
         raise InvalidRequest("Stripe-Signature verification failed: Timestamp is in the future, beyond the tolerance.")
 

@@ -56,25 +56,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# Every public name of the former single module stays importable from here;
-# __all__ lists the ones meant for callers.
-from devtools.stripe_standin.errors import FAULT_STATUSES, FAULTS, StripeError
-from devtools.stripe_standin.objects import build_line_items, build_session
-from devtools.stripe_standin.params import (
-    DEFAULT_API_VERSION,
-    METADATA_MAX_KEY_LENGTH,
-    METADATA_MAX_KEYS,
-    METADATA_MAX_VALUE_LENGTH,
-    MIN_SESSION_LIFETIME_SECONDS,
-    NEW_UI_MODES,
-    OLD_UI_MODES,
-    SESSION_LIFETIME_SECONDS,
-    UI_MODE_RENAME_VERSION,
-    check_params,
-    decode_form,
-    validate_create_params,
-)
-from devtools.stripe_standin.api import LOGGED_HEADERS
+from devtools.stripe_standin.errors import StripeError
+from devtools.stripe_standin.params import DEFAULT_API_VERSION, decode_form
 from devtools.stripe_standin.server import StripeStandin
 from devtools.stripe_standin.state import LoggedRequest
 

@@ -11,21 +11,18 @@ import argparse
 import signal
 import sys
 import threading
-from typing import List, Optional
 
 from devtools.stripe_standin.server import StripeStandin
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(
         description="Local stand-in for Stripe's API: Checkout Sessions, Events, payments."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
-    parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added before every API response"
-    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added before every API response")
     args = parser.parse_args(argv)
 
     standin = StripeStandin(latency=args.latency)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any
 
 from devtools.stripe_standin.transport import _admin_error, _json_bytes, _Reply
 
@@ -38,13 +38,13 @@ def handle(standin: StripeStandin, method: str, path: str, headers: Any, body: b
         return _admin_error(400, str(error))
 
 
-def _route(standin: StripeStandin, method: str, path: str, payload: Dict[str, Any]) -> Any:
+def _route(standin: StripeStandin, method: str, path: str, payload: dict[str, Any]) -> Any:
     match = _SESSION_RE.match(path)
     if match:
-        return _session(standin, method, *match.groups(), payload)
+        return _session(standin, method, match.group(1), match.group(2), payload)
     match = _PAYMENT_RE.match(path)
     if match:
-        return _payment(standin, method, *match.groups(), payload)
+        return _payment(standin, method, match.group(1), match.group(2), payload)
     match = _EVENT_RE.match(path)
     if match and method == "GET":
         return standin.event(match.group(1))
@@ -73,8 +73,7 @@ def _route(standin: StripeStandin, method: str, path: str, payload: Dict[str, An
     raise KeyError(f"Unrecognized stand-in admin URL ({method}: {path})")
 
 
-def _session(standin: StripeStandin, method: str, session_id: str, action: Optional[str],
-             payload: Dict[str, Any]) -> Any:
+def _session(standin: StripeStandin, method: str, session_id: str, action: str | None, payload: dict[str, Any]) -> Any:
     if action is None and method == "GET":
         return standin.session(session_id)
     if method != "POST" or action is None:
@@ -96,8 +95,7 @@ def _session(standin: StripeStandin, method: str, session_id: str, action: Optio
     return {"session": standin.session(session_id), "events": events}
 
 
-def _payment(standin: StripeStandin, method: str, target: str, action: Optional[str],
-             payload: Dict[str, Any]) -> Any:
+def _payment(standin: StripeStandin, method: str, target: str, action: str | None, payload: dict[str, Any]) -> Any:
     if action is None and method == "GET":
         return standin.payment(target)
     if method != "POST" or action is None:
@@ -105,8 +103,7 @@ def _payment(standin: StripeStandin, method: str, target: str, action: Optional[
     if action == "refund":
         events = standin.refund_payment(target, payload.get("amount"), reason=payload.get("reason"))
     elif action == "dispute":
-        events = standin.open_dispute(target, reason=payload.get("reason", "fraudulent"),
-                                      amount=payload.get("amount"))
+        events = standin.open_dispute(target, reason=payload.get("reason", "fraudulent"), amount=payload.get("amount"))
     elif action == "update_dispute":
         events = standin.update_dispute(target, payload.get("status", "under_review"))
     else:
@@ -117,7 +114,7 @@ def _payment(standin: StripeStandin, method: str, target: str, action: Optional[
     return {"payment": standin.payment(target), "events": events}
 
 
-def _optional_bool(value: Any) -> Optional[bool]:
+def _optional_bool(value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -128,7 +125,7 @@ def _optional_bool(value: Any) -> Optional[bool]:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
-def _decode_body(headers: Any, body: bytes) -> Dict[str, Any]:
+def _decode_body(headers: Any, body: bytes) -> dict[str, Any]:
     """JSON or a plain form, whichever is handier."""
     text = body.decode("utf-8").strip() if body else ""
     if not text:

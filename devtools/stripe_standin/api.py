@@ -18,10 +18,10 @@ Objects are invisible to keys of the other mode (test or live).
 from __future__ import annotations
 
 import copy
-
 import re
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from stripe.params import (
     ChargeRetrieveParams,
@@ -60,18 +60,18 @@ class _ApiCall(NamedTuple):
 
     method: str
     path: str
-    params: Dict[str, Any]
+    params: dict[str, Any]
     api_key: str
     livemode: bool
     api_version: str
     request_id: str
-    idempotency_key: Optional[str]
+    idempotency_key: str | None
 
 
 class _IdempotentResult(NamedTuple):
     method: str
     path: str
-    params: Dict[str, Any]
+    params: dict[str, Any]
     reply: _Reply
     request_id: str
 
@@ -110,7 +110,7 @@ def handle(store: Store, method: str, path: str, query: str, headers: Any, body:
     return reply
 
 
-def _raise_injected_fault(store: Store, authorization: Optional[str]) -> None:
+def _raise_injected_fault(store: Store, authorization: str | None) -> None:
     with store.lock:
         if not store.faults:
             return
@@ -119,15 +119,15 @@ def _raise_injected_fault(store: Store, authorization: Optional[str]) -> None:
 
 
 def _route(store: Store, call: _ApiCall) -> _Reply:
-    uses_key = call.method == "POST" and call.idempotency_key
-    if uses_key:
-        stored = store.idempotency.get((call.api_key, call.idempotency_key))
+    key = call.idempotency_key if call.method == "POST" else None
+    if key:
+        stored = store.idempotency.get((call.api_key, key))
         if stored is not None:
             return _replay(stored, call)
     reply = _dispatch(store, call)
-    if uses_key and reply.status == 200:  # failed validation is not kept, as on Stripe
+    if key and reply.status == 200:  # failed validation is not kept, as on Stripe
         store.remember(
-            (call.api_key, call.idempotency_key),
+            (call.api_key, key),
             _IdempotentResult(call.method, call.path, call.params, _Reply(200, reply.body, {}), call.request_id),
         )
     return reply
@@ -148,7 +148,7 @@ def _dispatch(store: Store, call: _ApiCall) -> _Reply:
 # -- Checkout Sessions ------------------------------------------------------
 
 
-def _create_session(store: Store, call: _ApiCall) -> Dict[str, Any]:
+def _create_session(store: Store, call: _ApiCall) -> dict[str, Any]:
     now = store.now()
     checked = validate_create_params(call.params, call.api_version, now)
     expand = _expand_list(checked, ("line_items",))
@@ -159,15 +159,18 @@ def _create_session(store: Store, call: _ApiCall) -> Dict[str, Any]:
     return record.render(call.api_version, expand)
 
 
-def _list_sessions(store: Store, call: _ApiCall) -> Dict[str, Any]:
+def _list_sessions(store: Store, call: _ApiCall) -> dict[str, Any]:
     params = check_params(call.params, SessionListParams) or {}
     _expand_list(params, ())
     created = listing.created_filter(params.get("created"))
-    equal = {field: params[field] for field in ("status", "customer", "payment_intent", "payment_link",
-                                                "subscription") if field in params}
+    equal = {
+        field: params[field]
+        for field in ("status", "customer", "payment_intent", "payment_link", "subscription")
+        if field in params
+    }
     email = (params.get("customer_details") or {}).get("email")
 
-    def keep(session: Dict[str, Any]) -> bool:
+    def keep(session: dict[str, Any]) -> bool:
         return (
             session["livemode"] == call.livemode
             and all(session.get(field) == value for field, value in equal.items())
@@ -176,11 +179,17 @@ def _list_sessions(store: Store, call: _ApiCall) -> Dict[str, Any]:
         )
 
     ordered = listing.newest_first(record.data for record in store.sessions.values())
-    return listing.page(ordered, keep, params, "/v1/checkout/sessions", "checkout.session",
-                        render=lambda session: store.sessions[session["id"]].render(call.api_version))
+    return listing.page(
+        ordered,
+        keep,
+        params,
+        "/v1/checkout/sessions",
+        "checkout.session",
+        render=lambda session: store.sessions[session["id"]].render(call.api_version),
+    )
 
 
-def _retrieve_session(store: Store, call: _ApiCall, session_id: str) -> Dict[str, Any]:
+def _retrieve_session(store: Store, call: _ApiCall, session_id: str) -> dict[str, Any]:
     expand = _expand_list(check_params(call.params, SessionRetrieveParams) or {}, ("line_items", "payment_intent"))
     session = _visible_session(store, session_id, call.livemode).render(call.api_version, expand)
     if "payment_intent" in expand and session.get("payment_intent"):
@@ -188,15 +197,15 @@ def _retrieve_session(store: Store, call: _ApiCall, session_id: str) -> Dict[str
     return session
 
 
-def _expire_session(store: Store, call: _ApiCall, session_id: str) -> Dict[str, Any]:
+def _expire_session(store: Store, call: _ApiCall, session_id: str) -> dict[str, Any]:
     expand = _expand_list(check_params(call.params, SessionExpireParams) or {}, ("line_items",))
     record = _visible_session(store, session_id, call.livemode)
     status = record.data["status"]
     if status != "open":
         raise StripeError(
             400,
-            f"Only Checkout Sessions with a status in [\"open\"] can be expired. "
-            f"This Checkout Session has a status of \"{status}\".",
+            f'Only Checkout Sessions with a status in ["open"] can be expired. '
+            f'This Checkout Session has a status of "{status}".',
             param="session",
         )
     simulation.expire(store, record, call.request_id, call.idempotency_key)
@@ -213,7 +222,7 @@ def _visible_session(store: Store, session_id: str, livemode: bool) -> _SessionR
 # -- Events -----------------------------------------------------------------
 
 
-def _list_events(store: Store, call: _ApiCall) -> Dict[str, Any]:
+def _list_events(store: Store, call: _ApiCall) -> dict[str, Any]:
     params = check_params(call.params, EventListParams) or {}
     _expand_list(params, ())
     created = listing.created_filter(params.get("created"))
@@ -221,7 +230,7 @@ def _list_events(store: Store, call: _ApiCall) -> Dict[str, Any]:
     delivered = params.get("delivery_success")
     oldest = store.now() - EVENT_RETENTION_SECONDS
 
-    def keep(event: Dict[str, Any]) -> bool:
+    def keep(event: dict[str, Any]) -> bool:
         return (
             event["livemode"] == call.livemode
             and event["created"] >= oldest
@@ -234,11 +243,10 @@ def _list_events(store: Store, call: _ApiCall) -> Dict[str, Any]:
     return listing.page(listing.newest_first(store.events), keep, params, "/v1/events", "event")
 
 
-def _retrieve_event(store: Store, call: _ApiCall, event_id: str) -> Dict[str, Any]:
+def _retrieve_event(store: Store, call: _ApiCall, event_id: str) -> dict[str, Any]:
     _expand_list(check_params(call.params, EventRetrieveParams) or {}, ())
     event = store.events_by_id.get(event_id)
-    if (event is None or event["livemode"] != call.livemode
-            or event["created"] < store.now() - EVENT_RETENTION_SECONDS):
+    if event is None or event["livemode"] != call.livemode or event["created"] < store.now() - EVENT_RETENTION_SECONDS:
         raise _no_such("event", event_id, "id", status=404)
     return event
 
@@ -246,8 +254,8 @@ def _retrieve_event(store: Store, call: _ApiCall, event_id: str) -> Dict[str, An
 # -- PaymentIntents, Charges, Refunds, Disputes -----------------------------
 
 
-def _retriever(object_type: str, params_type: type, param: str) -> Callable[..., Dict[str, Any]]:
-    def retrieve(store: Store, call: _ApiCall, object_id: str) -> Dict[str, Any]:
+def _retriever(object_type: str, params_type: type, param: str) -> Callable[..., dict[str, Any]]:
+    def retrieve(store: Store, call: _ApiCall, object_id: str) -> dict[str, Any]:
         _expand_list(check_params(call.params, params_type) or {}, ())
         found = store.objects.get(object_id)
         # Refunds carry no livemode of their own; their payment does.
@@ -258,15 +266,18 @@ def _retriever(object_type: str, params_type: type, param: str) -> Callable[...,
     return retrieve
 
 
-_ROUTES: List[Tuple[str, "re.Pattern[str]", Callable[..., Dict[str, Any]]]] = [
+_ROUTES: list[tuple[str, re.Pattern[str], Callable[..., dict[str, Any]]]] = [
     ("POST", re.compile(r"^/v1/checkout/sessions$"), _create_session),
     ("GET", re.compile(r"^/v1/checkout/sessions$"), _list_sessions),
     ("GET", re.compile(r"^/v1/checkout/sessions/([^/]+)$"), _retrieve_session),
     ("POST", re.compile(r"^/v1/checkout/sessions/([^/]+)/expire$"), _expire_session),
     ("GET", re.compile(r"^/v1/events$"), _list_events),
     ("GET", re.compile(r"^/v1/events/([^/]+)$"), _retrieve_event),
-    ("GET", re.compile(r"^/v1/payment_intents/([^/]+)$"),
-     _retriever("payment_intent", PaymentIntentRetrieveParams, "intent")),
+    (
+        "GET",
+        re.compile(r"^/v1/payment_intents/([^/]+)$"),
+        _retriever("payment_intent", PaymentIntentRetrieveParams, "intent"),
+    ),
     ("GET", re.compile(r"^/v1/charges/([^/]+)$"), _retriever("charge", ChargeRetrieveParams, "charge")),
     ("GET", re.compile(r"^/v1/refunds/([^/]+)$"), _retriever("refund", RefundRetrieveParams, "refund")),
     ("GET", re.compile(r"^/v1/disputes/([^/]+)$"), _retriever("dispute", DisputeRetrieveParams, "dispute")),
@@ -276,7 +287,7 @@ _ROUTES: List[Tuple[str, "re.Pattern[str]", Callable[..., Dict[str, Any]]]] = [
 # -- helpers ----------------------------------------------------------------
 
 
-def _authenticate(authorization: Optional[str]) -> Tuple[str, bool]:
+def _authenticate(authorization: str | None) -> tuple[str, bool]:
     """Return (api key, livemode) or raise Stripe's 401."""
     if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():
         raise StripeError(
@@ -307,7 +318,7 @@ def _replay(stored: _IdempotentResult, call: _ApiCall) -> _Reply:
     return _Reply(stored.reply.status, stored.reply.body, headers)
 
 
-def _expand_list(params: Dict[str, Any], expandable: Tuple[str, ...]) -> Tuple[str, ...]:
+def _expand_list(params: dict[str, Any], expandable: tuple[str, ...]) -> tuple[str, ...]:
     expand = tuple(params.get("expand", ()))
     for field in expand:
         if field not in expandable:

@@ -10,7 +10,7 @@ the server all raise it, which is why it lives apart from each of them.
 
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 
 class StripeError(Exception):
@@ -22,9 +22,9 @@ class StripeError(Exception):
         message: str,
         *,
         type: str = "invalid_request_error",
-        code: Optional[str] = None,
-        param: Optional[str] = None,
-        headers: Optional[Dict[str, str]] = None,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -34,7 +34,7 @@ class StripeError(Exception):
         self.param = param
         self.headers = dict(headers or {})
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         error = {
             "code": self.code,
             "message": self.message,
@@ -42,22 +42,16 @@ class StripeError(Exception):
             "type": self.type,
         }
         if self.code:
-            error["doc_url"] = "https://stripe.com/docs/error-codes/" + self.code.replace(
-                "_", "-"
-            )
+            error["doc_url"] = "https://stripe.com/docs/error-codes/" + self.code.replace("_", "-")
         return {"error": error}
 
 
 def _missing(param: str) -> StripeError:
-    return StripeError(
-        400, f"Missing required param: {param}.", code="parameter_missing", param=param
-    )
+    return StripeError(400, f"Missing required param: {param}.", code="parameter_missing", param=param)
 
 
 def _no_such(kind: str, object_id: str, param: str, status: int = 400) -> StripeError:
-    return StripeError(
-        status, f"No such {kind}: '{object_id}'", code="resource_missing", param=param
-    )
+    return StripeError(status, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
 
 
 # --------------------------------------------------------------------------
@@ -81,8 +75,7 @@ FAULTS = {
     429: (
         "rate_limit_error",
         "rate_limit",
-        "Request rate limit exceeded. Learn more about rate limits here "
-        "https://stripe.com/docs/rate-limits.",
+        "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
     ),
     500: _SERVER_FAULT,
     502: _SERVER_FAULT,
@@ -94,7 +87,7 @@ FAULT_STATUSES = tuple(FAULTS)
 
 class _Fault(NamedTuple):
     status: int
-    should_retry: Optional[bool]
+    should_retry: bool | None
 
 
 def _mask_key(api_key: str) -> str:
@@ -104,9 +97,9 @@ def _mask_key(api_key: str) -> str:
     return api_key[:8] + "*" * (len(api_key) - 12) + api_key[-4:]
 
 
-def _fault_error(fault: _Fault, authorization: Optional[str]) -> StripeError:
+def _fault_error(fault: _Fault, authorization: str | None) -> StripeError:
     error_type, code, message = FAULTS[fault.status]
-    api_key = (authorization or "")[len("Bearer "):].strip()
+    api_key = (authorization or "")[len("Bearer ") :].strip()
     error = StripeError(
         fault.status,
         message.format(masked_key=_mask_key(api_key)),

@@ -14,7 +14,8 @@ second) and the event ``type`` / ``types`` filters, with ``*`` wildcards.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from devtools.stripe_standin.errors import StripeError, _no_such
 
@@ -22,10 +23,10 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 MAX_EVENT_TYPES = 20
 
-Predicate = Callable[[Dict[str, Any]], bool]
+Predicate = Callable[[dict[str, Any]], bool]
 
 
-def newest_first(objects: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def newest_first(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Objects by ``created``, newest first; among equals, the later-made first.
 
     ``objects`` come in the order they were made. Sorting (rather than
@@ -37,13 +38,13 @@ def newest_first(objects: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def page(
-    ordered: List[Dict[str, Any]],
+    ordered: list[dict[str, Any]],
     keep: Predicate,
-    params: Dict[str, Any],
+    params: dict[str, Any],
     url: str,
     kind: str,
-    render: Callable[[Dict[str, Any]], Dict[str, Any]] = lambda obj: obj,
-) -> Dict[str, Any]:
+    render: Callable[[dict[str, Any]], dict[str, Any]] = lambda obj: obj,
+) -> dict[str, Any]:
     """One page of ``ordered`` (newest first) as Stripe pages it.
 
     ``kind`` names the objects in "No such …" errors for unknown cursors.
@@ -60,10 +61,10 @@ def page(
             param="ending_before",
         )
     if after is not None:
-        window = [obj for obj in ordered[_position(ordered, after, "starting_after", kind) + 1:] if keep(obj)]
+        window = [obj for obj in ordered[_position(ordered, after, "starting_after", kind) + 1 :] if keep(obj)]
         data = window[:limit]
     elif before is not None:
-        window = [obj for obj in ordered[:_position(ordered, before, "ending_before", kind)] if keep(obj)]
+        window = [obj for obj in ordered[: _position(ordered, before, "ending_before", kind)] if keep(obj)]
         data = window[-limit:]
     else:
         window = [obj for obj in ordered if keep(obj)]
@@ -76,20 +77,20 @@ def page(
     }
 
 
-def _position(ordered: List[Dict[str, Any]], object_id: str, param: str, kind: str) -> int:
+def _position(ordered: list[dict[str, Any]], object_id: str, param: str, kind: str) -> int:
     for index, obj in enumerate(ordered):
         if obj["id"] == object_id:
             return index
     raise _no_such(kind, object_id, param)
 
 
-def created_filter(created: Any) -> Optional[Callable[[int], bool]]:
+def created_filter(created: Any) -> Callable[[int], bool] | None:
     """A test on a ``created`` timestamp, from the parameter's checked value."""
     if created is None:
         return None
     if isinstance(created, int):
         return lambda value: value == created
-    bounds: List[Tuple[Callable[[int, int], bool], int]] = []
+    bounds: list[tuple[Callable[[int, int], bool], int]] = []
     for name, compare in (
         ("gt", lambda value, bound: value > bound),
         ("gte", lambda value, bound: value >= bound),
@@ -101,7 +102,7 @@ def created_filter(created: Any) -> Optional[Callable[[int], bool]]:
     return lambda value: all(compare(value, bound) for compare, bound in bounds)
 
 
-def event_type_filter(params: Dict[str, Any]) -> Optional[Callable[[str], bool]]:
+def event_type_filter(params: dict[str, Any]) -> Callable[[str], bool] | None:
     """A test on an event's ``type``, from ``type`` (may hold ``*``) or ``types``."""
     pattern, names = params.get("type"), params.get("types")
     if pattern is not None and names is not None:
@@ -115,8 +116,7 @@ def event_type_filter(params: Dict[str, Any]) -> Optional[Callable[[str], bool]]
         if len(names) > MAX_EVENT_TYPES:
             raise StripeError(
                 400,
-                f"Invalid array: types can contain at most {MAX_EVENT_TYPES} event names, "
-                f"but you passed {len(names)}.",
+                f"Invalid array: types can contain at most {MAX_EVENT_TYPES} event names, but you passed {len(names)}.",
                 param="types",
             )
         wanted = frozenset(names)

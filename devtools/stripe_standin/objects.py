@@ -19,12 +19,12 @@ import decimal
 import random
 import string
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from devtools.stripe_standin.errors import StripeError, _missing, _no_such
 from devtools.stripe_standin.params import (
-    SESSION_LIFETIME_SECONDS,
     _HOSTED_UI_MODES,
+    SESSION_LIFETIME_SECONDS,
     _ui_mode_for_version,
 )
 
@@ -36,9 +36,7 @@ def _random_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(random.choices(_ALPHANUMERIC, k=length))
 
 
-def build_line_items(
-    params: Dict[str, Any], livemode: bool, now: Optional[int] = None
-) -> List[Dict[str, Any]]:
+def build_line_items(params: dict[str, Any], livemode: bool, now: int | None = None) -> list[dict[str, Any]]:
     """Turn ``line_items`` params into Stripe line item objects.
 
     Only inline ``price_data`` is supported: the stand-in keeps no catalogue,
@@ -109,7 +107,7 @@ def build_line_items(
     return items
 
 
-def _build_price(data: Dict[str, Any], path: str, livemode: bool, now: int) -> Dict[str, Any]:
+def _build_price(data: dict[str, Any], path: str, livemode: bool, now: int) -> dict[str, Any]:
     if "unit_amount" in data and "unit_amount_decimal" in data:
         raise StripeError(
             400,
@@ -159,11 +157,11 @@ def _build_price(data: Dict[str, Any], path: str, livemode: bool, now: int) -> D
 
 
 def build_session(
-    params: Dict[str, Any],
-    line_items: List[Dict[str, Any]],
+    params: dict[str, Any],
+    line_items: list[dict[str, Any]],
     livemode: bool,
-    now: Optional[int] = None,
-) -> Dict[str, Any]:
+    now: int | None = None,
+) -> dict[str, Any]:
     """A checkout.session object as Stripe returns it right after creation."""
     session_id = _random_id("cs_live_" if livemode else "cs_test_", 58)
     now = int(time.time()) if now is None else now
@@ -246,14 +244,14 @@ def build_session(
 class _SessionRecord:
     """A stored session plus what Stripe remembers about how it was made."""
 
-    __slots__ = ("data", "api_version", "line_items")
+    __slots__ = ("api_version", "data", "line_items")
 
-    def __init__(self, data: Dict[str, Any], api_version: str, line_items: List[Dict[str, Any]]):
+    def __init__(self, data: dict[str, Any], api_version: str, line_items: list[dict[str, Any]]):
         self.data = data
         self.api_version = api_version
         self.line_items = line_items
 
-    def render(self, api_version: str, expand: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    def render(self, api_version: str, expand: tuple[str, ...] = ()) -> dict[str, Any]:
         """The session as a response for the given API version (shallow copy)."""
         rendered = dict(self.data)
         rendered["ui_mode"] = _ui_mode_for_version(rendered["ui_mode"], api_version)
@@ -266,28 +264,28 @@ class _SessionRecord:
             }
         return rendered
 
-    def snapshot(self) -> Dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """An independent copy for an event, in the session's own API version."""
         return copy.deepcopy(self.render(self.api_version))
 
 
 def build_event(
     event_type: str,
-    data_object: Dict[str, Any],
+    data_object: dict[str, Any],
     *,
     api_version: str,
     livemode: bool,
     created: int,
-    previous_attributes: Optional[Dict[str, Any]] = None,
-    request_id: Optional[str] = None,
-    idempotency_key: Optional[str] = None,
-) -> Dict[str, Any]:
+    previous_attributes: dict[str, Any] | None = None,
+    request_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
     """An event carrying ``data_object`` (a snapshot the caller will not change).
 
     ``previous_attributes`` is how Stripe shows what an update changed: the
     old values of the changed fields, on events such as ``charge.refunded``.
     """
-    data: Dict[str, Any] = {"object": data_object}
+    data: dict[str, Any] = {"object": data_object}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
     return {

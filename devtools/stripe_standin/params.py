@@ -19,12 +19,11 @@ import time
 import types
 import typing
 import urllib.parse
-from typing import Any, Dict, List, Optional, Tuple
-
-from typing_extensions import is_typeddict
+from typing import Any
 
 import stripe
 from stripe.params.checkout import SessionCreateParams
+from typing_extensions import is_typeddict
 
 from devtools.stripe_standin.errors import StripeError, _missing, _no_such
 
@@ -66,12 +65,14 @@ def _is_new_api_version(api_version: str) -> bool:
     return api_version[:10] >= UI_MODE_RENAME_VERSION
 
 
-def _valid_ui_modes(api_version: str) -> Tuple[str, ...]:
+def _valid_ui_modes(api_version: str) -> tuple[str, ...]:
     return NEW_UI_MODES if _is_new_api_version(api_version) else OLD_UI_MODES
 
 
-def _ui_mode_for_version(ui_mode: Optional[str], api_version: str) -> Optional[str]:
+def _ui_mode_for_version(ui_mode: str | None, api_version: str) -> str | None:
     """Name a session's ui_mode the way the given API version spells it."""
+    if ui_mode is None:
+        return None
     if _is_new_api_version(api_version):
         return _OLD_TO_NEW_UI_MODE.get(ui_mode, ui_mode)
     return _NEW_TO_OLD_UI_MODE.get(ui_mode, ui_mode)
@@ -88,7 +89,7 @@ def _one_of(values) -> str:
 # Form decoding
 
 
-def decode_form(text: str) -> Dict[str, Any]:
+def decode_form(text: str) -> dict[str, Any]:
     """Decode Stripe's bracket-notation form encoding into nested values.
 
     ``line_items[0][price_data][currency]=usd`` becomes
@@ -97,20 +98,20 @@ def decode_form(text: str) -> Dict[str, Any]:
     are exactly ``0..n-1`` become lists (the SDK always encodes lists that
     way); the schema turns them back into objects where an object is meant.
     """
-    root: Dict[str, Any] = {}
+    root: dict[str, Any] = {}
     for key, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
         _insert(root, _split_form_key(key), value, key)
     return _listify(root)
 
 
-def _split_form_key(key: str) -> List[str]:
+def _split_form_key(key: str) -> list[str]:
     match = _FORM_KEY_RE.match(key)
     if not match:
         return [key]
-    return [match.group(1)] + _FORM_SEGMENT_RE.findall(match.group(2))
+    return [match.group(1), *_FORM_SEGMENT_RE.findall(match.group(2))]
 
 
-def _insert(root: Dict[str, Any], segments: List[str], value: str, raw_key: str) -> None:
+def _insert(root: dict[str, Any], segments: list[str], value: str, raw_key: str) -> None:
     node = root
     for segment in segments[:-1]:
         if segment == "":
@@ -141,8 +142,8 @@ def _listify(value: Any) -> Any:
 # Parameter checking against the TypedDicts stripe-python ships
 
 
-@functools.lru_cache(maxsize=None)
-def _typeddict_fields(cls: type) -> Tuple[Dict[str, Any], frozenset]:
+@functools.cache
+def _typeddict_fields(cls: type) -> tuple[dict[str, Any], frozenset]:
     """Resolved field types and required keys of a stripe params TypedDict.
 
     The request options are dropped before resolving: their annotations name
@@ -150,14 +151,12 @@ def _typeddict_fields(cls: type) -> Tuple[Dict[str, Any], frozenset]:
     references to the nested TypedDicts declared beside the class, so they
     resolve in the namespace of the module that declares it.
     """
-    declared = {
-        name: tp for name, tp in cls.__annotations__.items() if name not in _REQUEST_OPTION_KEYS
-    }
+    declared = {name: tp for name, tp in cls.__annotations__.items() if name not in _REQUEST_OPTION_KEYS}
     fields = typing.get_type_hints(
         types.SimpleNamespace(__annotations__=declared),
         globalns=vars(sys.modules[cls.__module__]),
     )
-    required = frozenset(cls.__required_keys__) - _REQUEST_OPTION_KEYS
+    required = frozenset(getattr(cls, "__required_keys__", ())) - _REQUEST_OPTION_KEYS  # a TypedDict's
     return fields, required
 
 
@@ -213,7 +212,7 @@ def check_params(value: Any, tp: Any, path: str = "", name: str = "") -> Any:
     return value
 
 
-def _check_union(value: Any, options: Tuple[Any, ...], path: str, name: str) -> Any:
+def _check_union(value: Any, options: tuple[Any, ...], path: str, name: str) -> Any:
     options = tuple(option for option in options if option is not type(None))
     literals = [option for option in options if typing.get_origin(option) is typing.Literal]
     others = [option for option in options if option not in literals]
@@ -247,7 +246,7 @@ def _check_union(value: Any, options: Tuple[Any, ...], path: str, name: str) -> 
     return check_params(value, matches[0], path, name)
 
 
-def _check_enum(value: Any, allowed: Tuple[Any, ...], path: str, name: str) -> Any:
+def _check_enum(value: Any, allowed: tuple[Any, ...], path: str, name: str) -> Any:
     if not isinstance(value, str) or value not in allowed:
         raise StripeError(
             400,
@@ -257,7 +256,7 @@ def _check_enum(value: Any, allowed: Tuple[Any, ...], path: str, name: str) -> A
     return value
 
 
-def _check_typeddict(value: Any, cls: type, path: str) -> Optional[Dict[str, Any]]:
+def _check_typeddict(value: Any, cls: type, path: str) -> dict[str, Any] | None:
     if value == "":
         return None  # an empty value unsets a whole hash
     if not isinstance(value, dict):
@@ -287,7 +286,7 @@ def _check_typeddict(value: Any, cls: type, path: str) -> Optional[Dict[str, Any
     return result
 
 
-def _check_list(value: Any, item_type: Any, path: str, name: str) -> List[Any]:
+def _check_list(value: Any, item_type: Any, path: str, name: str) -> list[Any]:
     if value == "":
         return []
     if not isinstance(value, list):
@@ -299,7 +298,7 @@ def _check_list(value: Any, item_type: Any, path: str, name: str) -> List[Any]:
     return [check_params(item, item_type, f"{path}[{index}]", name) for index, item in enumerate(value)]
 
 
-def _check_mapping(value: Any, value_type: Any, path: str, name: str) -> Dict[str, Any]:
+def _check_mapping(value: Any, value_type: Any, path: str, name: str) -> dict[str, Any]:
     if value == "":
         return {}
     if isinstance(value, list):
@@ -314,13 +313,10 @@ def _check_mapping(value: Any, value_type: Any, path: str, name: str) -> Dict[st
         _check_metadata_limits(value, path)
         # Posting an empty value for a key unsets it; on create that means "absent".
         value = {key: item for key, item in value.items() if item != ""}
-    return {
-        key: check_params(item, value_type, _child_path(path, key), key)
-        for key, item in value.items()
-    }
+    return {key: check_params(item, value_type, _child_path(path, key), key) for key, item in value.items()}
 
 
-def _check_metadata_limits(metadata: Dict[str, Any], path: str) -> None:
+def _check_metadata_limits(metadata: dict[str, Any], path: str) -> None:
     if len(metadata) > METADATA_MAX_KEYS:
         raise StripeError(
             400,
@@ -349,8 +345,7 @@ def _check_scalar(value: Any, tp: type, path: str) -> Any:
     if not isinstance(value, str):
         raise StripeError(
             400,
-            f"Invalid {_SCALAR_NAMES[tp]}: expected a single value for {path} "
-            f"but got {_type_label(value)}.",
+            f"Invalid {_SCALAR_NAMES[tp]}: expected a single value for {path} but got {_type_label(value)}.",
             param=path,
         )
     if value == "":
@@ -389,9 +384,7 @@ def _check_scalar(value: Any, tp: type, path: str) -> Any:
 # Checkout Session rules
 
 
-def validate_create_params(
-    params: Dict[str, Any], api_version: str, now: Optional[float] = None
-) -> Dict[str, Any]:
+def validate_create_params(params: dict[str, Any], api_version: str, now: float | None = None) -> dict[str, Any]:
     """Check create parameters the way Stripe does for this API version.
 
     Returns the normalized parameters. The schema check comes first, as on
@@ -426,7 +419,7 @@ def validate_create_params(
     return params
 
 
-def _check_ui_mode(params: Dict[str, Any], api_version: str) -> None:
+def _check_ui_mode(params: dict[str, Any], api_version: str) -> None:
     valid = _valid_ui_modes(api_version)
     ui_mode = params.setdefault("ui_mode", valid[0])
     if ui_mode not in valid:
@@ -438,7 +431,7 @@ def _check_ui_mode(params: Dict[str, Any], api_version: str) -> None:
         )
 
 
-def _check_redirect_urls(params: Dict[str, Any]) -> None:
+def _check_redirect_urls(params: dict[str, Any]) -> None:
     ui_mode = params["ui_mode"]
     if ui_mode not in _RETURN_URL_UI_MODES:
         return
@@ -446,15 +439,13 @@ def _check_redirect_urls(params: Dict[str, Any]) -> None:
         if forbidden in params:
             raise StripeError(
                 400,
-                f"You cannot set `{forbidden}` when `ui_mode` is `{ui_mode}`. "
-                "Use `return_url` instead.",
+                f"You cannot set `{forbidden}` when `ui_mode` is `{ui_mode}`. Use `return_url` instead.",
                 param=forbidden,
             )
     if "return_url" not in params and params.get("redirect_on_completion") != "never":
         raise StripeError(
             400,
-            f"`return_url` is required when `ui_mode` is `{ui_mode}` unless "
-            "`redirect_on_completion` is `never`.",
+            f"`return_url` is required when `ui_mode` is `{ui_mode}` unless `redirect_on_completion` is `never`.",
             code="parameter_missing",
             param="return_url",
         )

@@ -13,30 +13,53 @@ with Stripe's message, since only the simulation methods reach them.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from devtools.stripe_standin.objects import _random_id
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 DISPUTE_REASONS = (
-    "bank_cannot_process", "check_returned", "credit_not_processed", "customer_initiated",
-    "debit_not_authorized", "duplicate", "fraudulent", "general", "incorrect_account_details",
-    "insufficient_funds", "noncompliant", "product_not_received", "product_unacceptable",
-    "subscription_canceled", "unrecognized",
+    "bank_cannot_process",
+    "check_returned",
+    "credit_not_processed",
+    "customer_initiated",
+    "debit_not_authorized",
+    "duplicate",
+    "fraudulent",
+    "general",
+    "incorrect_account_details",
+    "insufficient_funds",
+    "noncompliant",
+    "product_not_received",
+    "product_unacceptable",
+    "subscription_canceled",
+    "unrecognized",
 )
 # Statuses a dispute passes through before it is closed, and the two it closes with.
 OPEN_DISPUTE_STATUSES = ("needs_response", "under_review", "warning_needs_response", "warning_under_review")
 CLOSED_DISPUTE_STATUSES = ("won", "lost")
 # Card networks give the merchant about a week to answer a chargeback.
 EVIDENCE_DUE_SECONDS = 7 * 24 * 60 * 60
-_CARD = {"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2034, "funding": "credit",
-         "last4": "4242", "network": "visa"}
-_BANK_ACCOUNT = {"account_holder_type": "individual", "account_type": "checking",
-                 "bank_name": "STRIPE TEST BANK", "last4": "6789", "routing_number": "110000000"}
+_CARD = {
+    "brand": "visa",
+    "country": "US",
+    "exp_month": 12,
+    "exp_year": 2034,
+    "funding": "credit",
+    "last4": "4242",
+    "network": "visa",
+}
+_BANK_ACCOUNT = {
+    "account_holder_type": "individual",
+    "account_type": "checking",
+    "bank_name": "STRIPE TEST BANK",
+    "last4": "6789",
+    "routing_number": "110000000",
+}
 _INSUFFICIENT_FUNDS = "The customer's account has insufficient funds to cover this payment."
 
 
-def build_payment_intent(session: Dict[str, Any], created: int, settled: bool) -> Dict[str, Any]:
+def build_payment_intent(session: dict[str, Any], created: int, settled: bool) -> dict[str, Any]:
     """The session's PaymentIntent: succeeded for a card, processing for a delayed method."""
     intent_id = _random_id("pi_")
     amount = session["amount_total"]
@@ -84,7 +107,7 @@ def build_payment_intent(session: Dict[str, Any], created: int, settled: bool) -
     }
 
 
-def build_charge(session: Dict[str, Any], intent: Dict[str, Any], created: int, settled: bool) -> Dict[str, Any]:
+def build_charge(session: dict[str, Any], intent: dict[str, Any], created: int, settled: bool) -> dict[str, Any]:
     """The charge for ``intent``: succeeded for a card, pending for a delayed method."""
     details = session["customer_details"] or {}
     method_type = "card" if settled else "us_bank_account"
@@ -101,8 +124,14 @@ def build_charge(session: Dict[str, Any], intent: Dict[str, Any], created: int, 
         "application_fee_amount": None,
         "balance_transaction": _random_id("txn_") if settled else None,
         "billing_details": {
-            "address": {"city": None, "country": None, "line1": None, "line2": None,
-                        "postal_code": None, "state": None},
+            "address": {
+                "city": None,
+                "country": None,
+                "line1": None,
+                "line2": None,
+                "postal_code": None,
+                "state": None,
+            },
             "email": details.get("email"),
             "name": details.get("name"),
             "phone": None,
@@ -151,25 +180,39 @@ def build_charge(session: Dict[str, Any], intent: Dict[str, Any], created: int, 
     }
 
 
-def settle(intent: Dict[str, Any], charge: Dict[str, Any], succeeded: bool) -> None:
+def settle(intent: dict[str, Any], charge: dict[str, Any], succeeded: bool) -> None:
     """A delayed payment's result reaches its PaymentIntent and Charge."""
     if succeeded:
         intent.update(status="succeeded", amount_received=intent["amount"])
-        charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"],
-                      balance_transaction=_random_id("txn_"))
+        charge.update(
+            status="succeeded",
+            paid=True,
+            captured=True,
+            amount_captured=charge["amount"],
+            balance_transaction=_random_id("txn_"),
+        )
         return
     intent.update(
         status="requires_payment_method",
-        last_payment_error={"code": "insufficient_funds", "message": _INSUFFICIENT_FUNDS,
-                            "type": "invalid_request_error"},
+        last_payment_error={
+            "code": "insufficient_funds",
+            "message": _INSUFFICIENT_FUNDS,
+            "type": "invalid_request_error",
+        },
     )
     charge.update(status="failed", failure_code="insufficient_funds", failure_message=_INSUFFICIENT_FUNDS)
-    charge["outcome"].update(network_status="declined_by_network", seller_message=_INSUFFICIENT_FUNDS,
-                             type="issuer_declined")
+    charge["outcome"].update(
+        network_status="declined_by_network", seller_message=_INSUFFICIENT_FUNDS, type="issuer_declined"
+    )
 
 
-def build_refund(charge: Dict[str, Any], amount: Optional[int], reason: Optional[str],
-                 dispute: Optional[Dict[str, Any]], created: int) -> Dict[str, Any]:
+def build_refund(
+    charge: dict[str, Any],
+    amount: int | None,
+    reason: str | None,
+    dispute: dict[str, Any] | None,
+    created: int,
+) -> dict[str, Any]:
     """A refund of ``amount`` cents (default: all that remains), after Stripe's checks."""
     if charge["status"] != "succeeded":
         raise ValueError(f"Charge {charge['id']} is {charge['status']}; only a succeeded charge can be refunded.")
@@ -195,8 +238,10 @@ def build_refund(charge: Dict[str, Any], amount: Optional[int], reason: Optional
         "charge": charge["id"],
         "created": created,
         "currency": charge["currency"],
-        "destination_details": {"card": {"reference_status": "pending", "reference_type": "acquirer_reference_number",
-                                          "type": "refund"}, "type": "card"},
+        "destination_details": {
+            "card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"},
+            "type": "card",
+        },
         "metadata": {},
         "payment_intent": charge["payment_intent"],
         "reason": reason,
@@ -207,7 +252,7 @@ def build_refund(charge: Dict[str, Any], amount: Optional[int], reason: Optional
     }
 
 
-def apply_refund(charge: Dict[str, Any], refund: Dict[str, Any]) -> Dict[str, Any]:
+def apply_refund(charge: dict[str, Any], refund: dict[str, Any]) -> dict[str, Any]:
     """Count a refund on its charge; returns the previous values of what changed."""
     previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
     charge["amount_refunded"] += refund["amount"]
@@ -215,8 +260,9 @@ def apply_refund(charge: Dict[str, Any], refund: Dict[str, Any]) -> Dict[str, An
     return {key: value for key, value in previous.items() if charge[key] != value}
 
 
-def build_dispute(charge: Dict[str, Any], amount: Optional[int], reason: str,
-                  existing: Optional[Dict[str, Any]], created: int) -> Dict[str, Any]:
+def build_dispute(
+    charge: dict[str, Any], amount: int | None, reason: str, existing: dict[str, Any] | None, created: int
+) -> dict[str, Any]:
     """A chargeback on a settled charge, waiting for the merchant's response."""
     if charge["status"] != "succeeded":
         raise ValueError(f"Charge {charge['id']} is {charge['status']}; only a succeeded charge can be disputed.")
@@ -237,7 +283,7 @@ def build_dispute(charge: Dict[str, Any], amount: Optional[int], reason: str,
         "created": created,
         "currency": charge["currency"],
         "enhanced_eligibility_types": [],
-        "evidence": {**{field: None for field in _EVIDENCE_FIELDS}, "enhanced_evidence": {}},
+        "evidence": {**dict.fromkeys(_EVIDENCE_FIELDS), "enhanced_evidence": {}},
         "evidence_details": {
             "due_by": created + EVIDENCE_DUE_SECONDS,
             "enhanced_eligibility": {},
@@ -255,13 +301,13 @@ def build_dispute(charge: Dict[str, Any], amount: Optional[int], reason: str,
     }
 
 
-def change_dispute(dispute: Dict[str, Any], status: str) -> Dict[str, Any]:
+def change_dispute(dispute: dict[str, Any], status: str) -> dict[str, Any]:
     """Move an open dispute to ``status``; returns the previous values of what changed."""
     if dispute["status"] in CLOSED_DISPUTE_STATUSES:
         raise ValueError(f"Dispute {dispute['id']} is already closed ({dispute['status']}).")
     if status not in OPEN_DISPUTE_STATUSES + CLOSED_DISPUTE_STATUSES:
         raise ValueError(f"status must be one of {', '.join(OPEN_DISPUTE_STATUSES + CLOSED_DISPUTE_STATUSES)}")
-    previous: Dict[str, Any] = {"status": dispute["status"]}
+    previous: dict[str, Any] = {"status": dispute["status"]}
     if status in ("under_review", "warning_under_review") and not dispute["evidence_details"]["has_evidence"]:
         # Submitting evidence is what puts a dispute under review.
         previous["evidence_details"] = dict(dispute["evidence_details"])
@@ -270,7 +316,7 @@ def change_dispute(dispute: Dict[str, Any], status: str) -> Dict[str, Any]:
     return previous
 
 
-def _dispute_method_details(method_type: str) -> Dict[str, Any]:
+def _dispute_method_details(method_type: str) -> dict[str, Any]:
     if method_type != "card":
         return {"type": method_type}
     return {"type": "card", "card": {"brand": "visa", "case_type": "chargeback", "network_reason_code": "10.4"}}
@@ -290,11 +336,31 @@ def _money(cents: int) -> str:
 
 
 _EVIDENCE_FIELDS = (
-    "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",
-    "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name",
-    "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation",
-    "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt",
-    "refund_policy", "refund_policy_disclosure", "refund_refusal_explanation", "service_date",
-    "service_documentation", "shipping_address", "shipping_carrier", "shipping_date",
-    "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text",
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from devtools.stripe_standin import admin, api, simulation
 from devtools.stripe_standin.errors import FAULT_STATUSES, _Fault
@@ -22,7 +22,7 @@ from devtools.stripe_standin.objects import _SessionRecord
 from devtools.stripe_standin.state import LoggedRequest, Payment, Store
 from devtools.stripe_standin.transport import _Reply, _StandinServer, make_app
 
-Events = List[Dict[str, Any]]
+Events = list[dict[str, Any]]
 
 
 class StripeStandin:
@@ -32,15 +32,13 @@ class StripeStandin:
     use it concurrently. Getters return copies.
     """
 
-    def __init__(
-        self, latency: float = 0.0, *, log_limit: int = 10_000, idempotency_limit: int = 100_000
-    ):
+    def __init__(self, latency: float = 0.0, *, log_limit: int = 10_000, idempotency_limit: int = 100_000):
         """``log_limit`` and ``idempotency_limit`` bound memory in long benchmark runs."""
         self._store = Store(log_limit, idempotency_limit)
         self.latency = latency
-        self._server: Optional[_StandinServer] = None
-        self._thread: Optional[threading.Thread] = None
-        self._base_url: Optional[str] = None
+        self._server: _StandinServer | None = None
+        self._thread: threading.Thread | None = None
+        self._base_url: str | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -50,7 +48,7 @@ class StripeStandin:
             raise RuntimeError("the stand-in is already running")
         self._server = _StandinServer(host, port, make_app(self))
         bound_host, bound_port = self._server.server_address[:2]
-        self._base_url = f"http://{bound_host}:{bound_port}"
+        self._base_url = f"http://{bound_host!s}:{bound_port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -72,7 +70,7 @@ class StripeStandin:
         if thread is not None:
             thread.join(timeout=5)
 
-    def __enter__(self) -> "StripeStandin":
+    def __enter__(self) -> StripeStandin:
         if self._server is None:
             self.start()
         return self
@@ -106,9 +104,7 @@ class StripeStandin:
             raise ValueError("latency cannot be negative")
         self._store.latency = seconds
 
-    def fail_next(
-        self, count: int = 1, status: int = 500, *, should_retry: Optional[bool] = None
-    ) -> None:
+    def fail_next(self, count: int = 1, status: int = 500, *, should_retry: bool | None = None) -> None:
         """Make the next ``count`` API requests fail the way Stripe fails.
 
         Any status in ``FAULTS`` works: 500 is an api_error, 401 an
@@ -156,7 +152,7 @@ class StripeStandin:
         self.latency = 0.0
 
     @property
-    def requests(self) -> List[LoggedRequest]:
+    def requests(self) -> list[LoggedRequest]:
         """The most recent API requests, oldest first."""
         with self._store.lock:
             return list(self._store.requests)
@@ -169,13 +165,13 @@ class StripeStandin:
 
     # -- what is stored ----------------------------------------------------
 
-    def session(self, session_id: str) -> Dict[str, Any]:
+    def session(self, session_id: str) -> dict[str, Any]:
         """A copy of a stored session, in the API version it was created with."""
         with self._store.lock:
             return self._record(session_id).snapshot()
 
     @property
-    def sessions(self) -> List[Dict[str, Any]]:
+    def sessions(self) -> list[dict[str, Any]]:
         with self._store.lock:
             return [record.snapshot() for record in self._store.sessions.values()]
 
@@ -185,14 +181,14 @@ class StripeStandin:
         with self._store.lock:
             return copy.deepcopy(self._store.events)
 
-    def event(self, event_id: str) -> Dict[str, Any]:
+    def event(self, event_id: str) -> dict[str, Any]:
         with self._store.lock:
             try:
                 return copy.deepcopy(self._store.events_by_id[event_id])
             except KeyError:
                 raise KeyError(f"No such event: '{event_id}'") from None
 
-    def payment(self, object_id: str) -> Dict[str, Any]:
+    def payment(self, object_id: str) -> dict[str, Any]:
         """A session's money, found by any of its ids (``cs_``, ``pi_``, ``ch_``, ``re_``, ``dp_``).
 
         Returns ``{"session": id, "payment_intent": {...}, "charge": {...},
@@ -204,16 +200,16 @@ class StripeStandin:
         with self._store.lock:
             return self._payment(object_id).snapshot()
 
-    def payment_intent(self, payment_intent_id: str) -> Dict[str, Any]:
+    def payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
         return self._object("payment_intent", payment_intent_id)
 
-    def charge(self, charge_id: str) -> Dict[str, Any]:
+    def charge(self, charge_id: str) -> dict[str, Any]:
         return self._object("charge", charge_id)
 
-    def refund(self, refund_id: str) -> Dict[str, Any]:
+    def refund(self, refund_id: str) -> dict[str, Any]:
         return self._object("refund", refund_id)
 
-    def dispute(self, dispute_id: str) -> Dict[str, Any]:
+    def dispute(self, dispute_id: str) -> dict[str, Any]:
         return self._object("dispute", dispute_id)
 
     # -- the customer and the payment (simulation) -------------------------
@@ -222,7 +218,7 @@ class StripeStandin:
         self,
         session_id: str,
         payment_status: str = "paid",
-        customer_email: Optional[str] = None,
+        customer_email: str | None = None,
         name: str = "Jenny Rosen",
     ) -> Events:
         """The customer finished Checkout; returns [checkout.session.completed].
@@ -237,8 +233,7 @@ class StripeStandin:
         if payment_status not in ("paid", "unpaid", "no_payment_required"):
             raise ValueError("payment_status must be paid, unpaid or no_payment_required")
         with self._store.lock:
-            return simulation.complete(self._store, self._record(session_id), payment_status,
-                                       customer_email, name)
+            return simulation.complete(self._store, self._record(session_id), payment_status, customer_email, name)
 
     def async_payment(self, session_id: str, succeeded: bool) -> Events:
         """A delayed payment settled or failed; only for complete, unpaid sessions.
@@ -255,8 +250,7 @@ class StripeStandin:
         with self._store.lock:
             return simulation.expire(self._store, self._record(session_id))
 
-    def refund_payment(self, object_id: str, amount: Optional[int] = None, *,
-                       reason: Optional[str] = None) -> Events:
+    def refund_payment(self, object_id: str, amount: int | None = None, *, reason: str | None = None) -> Events:
         """Refund a paid session's payment, found by any of its ids; returns
         [refund.created, charge.refunded].
 
@@ -268,8 +262,7 @@ class StripeStandin:
         with self._store.lock:
             return simulation.refund(self._store, self._payment(object_id), amount, reason)
 
-    def open_dispute(self, object_id: str, *, reason: str = "fraudulent",
-                     amount: Optional[int] = None) -> Events:
+    def open_dispute(self, object_id: str, *, reason: str = "fraudulent", amount: int | None = None) -> Events:
         """The customer's bank disputes a settled payment; returns [charge.dispute.created].
 
         The dispute (``dp_…``) is ``needs_response``; ``amount`` defaults to
@@ -304,7 +297,7 @@ class StripeStandin:
             raise KeyError(f"No such payment: '{object_id}'")
         return payment
 
-    def _object(self, object_type: str, object_id: str) -> Dict[str, Any]:
+    def _object(self, object_type: str, object_id: str) -> dict[str, Any]:
         with self._store.lock:
             found = self._store.objects.get(object_id)
             if found is None or found["object"] != object_type:

@@ -11,17 +11,18 @@ these as its simulation methods and the API uses ``expire`` for
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from devtools.stripe_standin import payments
 from devtools.stripe_standin.objects import _random_id, _SessionRecord
 from devtools.stripe_standin.state import Payment, Store
 
-Events = List[Dict[str, Any]]
+Events = list[dict[str, Any]]
 
 
-def complete(store: Store, record: _SessionRecord, payment_status: str, customer_email: Optional[str],
-             name: str) -> Events:
+def complete(
+    store: Store, record: _SessionRecord, payment_status: str, customer_email: str | None, name: str
+) -> Events:
     session = record.data
     if session["status"] != "open":
         raise ValueError(f"session {session['id']} is {session['status']}, not open")
@@ -74,8 +75,9 @@ def async_payment(store: Store, record: _SessionRecord, succeeded: bool) -> Even
     return [_session_event(store, "checkout.session.async_payment_failed", record)]
 
 
-def expire(store: Store, record: _SessionRecord, request_id: Optional[str] = None,
-           idempotency_key: Optional[str] = None) -> Events:
+def expire(
+    store: Store, record: _SessionRecord, request_id: str | None = None, idempotency_key: str | None = None
+) -> Events:
     if record.data["status"] != "open":
         raise ValueError(f"session {record.data['id']} is {record.data['status']}, not open")
     record.data["status"] = "expired"
@@ -83,17 +85,28 @@ def expire(store: Store, record: _SessionRecord, request_id: Optional[str] = Non
     return [_session_event(store, "checkout.session.expired", record, request_id, idempotency_key)]
 
 
-def _session_event(store: Store, event_type: str, record: _SessionRecord, request_id: Optional[str] = None,
-                   idempotency_key: Optional[str] = None) -> Dict[str, Any]:
+def _session_event(
+    store: Store,
+    event_type: str,
+    record: _SessionRecord,
+    request_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
     # Events render the session in the API version it was created with, as Stripe's do.
-    return store.emit(event_type, record.render(record.api_version), record.api_version,
-                      record.data["livemode"], request_id=request_id, idempotency_key=idempotency_key)
+    return store.emit(
+        event_type,
+        record.render(record.api_version),
+        record.api_version,
+        record.data["livemode"],
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+    )
 
 
 # -- after the payment ------------------------------------------------------
 
 
-def refund(store: Store, payment: Payment, amount: Optional[int], reason: Optional[str]) -> Events:
+def refund(store: Store, payment: Payment, amount: int | None, reason: str | None) -> Events:
     """[refund.created, charge.refunded]; ``amount`` defaults to what remains."""
     charge = payment.charge
     created = payments.build_refund(charge, amount, reason, payment.dispute, store.now())
@@ -106,7 +119,7 @@ def refund(store: Store, payment: Payment, amount: Optional[int], reason: Option
     ]
 
 
-def open_dispute(store: Store, payment: Payment, reason: str, amount: Optional[int]) -> Events:
+def open_dispute(store: Store, payment: Payment, reason: str, amount: int | None) -> Events:
     """[charge.dispute.created]: the customer's bank took the payment back, pending a response."""
     dispute = payments.build_dispute(payment.charge, amount, reason, payment.dispute, store.now())
     payment.dispute = dispute
@@ -131,12 +144,17 @@ def close_dispute(store: Store, payment: Payment, won: bool) -> Events:
     return [_emit(store, payment, "charge.dispute.closed", dispute, previous)]
 
 
-def _emit(store: Store, payment: Payment, event_type: str, data_object: Dict[str, Any],
-          previous: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def _emit(
+    store: Store,
+    payment: Payment,
+    event_type: str,
+    data_object: dict[str, Any],
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return store.emit(event_type, data_object, payment.api_version, payment.livemode, previous_attributes=previous)
 
 
-def _dispute_of(payment: Payment) -> Dict[str, Any]:
+def _dispute_of(payment: Payment) -> dict[str, Any]:
     if payment.dispute is None:
         raise ValueError(f"charge {payment.charge['id']} has no dispute")
     return payment.dispute

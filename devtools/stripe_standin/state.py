@@ -14,7 +14,7 @@ import collections
 import copy
 import threading
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple
 
 from devtools.stripe_standin.objects import _SessionRecord, build_event
 
@@ -24,8 +24,8 @@ class LoggedRequest(NamedTuple):
 
     method: str
     path: str
-    params: Dict[str, Any]
-    headers: Dict[str, str]
+    params: dict[str, Any]
+    headers: dict[str, str]
 
 
 class Payment:
@@ -36,19 +36,20 @@ class Payment:
     was created with, which their events are rendered in.
     """
 
-    __slots__ = ("session_id", "api_version", "livemode", "payment_intent", "charge", "refunds", "dispute")
+    __slots__ = ("api_version", "charge", "dispute", "livemode", "payment_intent", "refunds", "session_id")
 
-    def __init__(self, session_id: str, api_version: str, livemode: bool,
-                 payment_intent: Dict[str, Any], charge: Dict[str, Any]):
+    def __init__(
+        self, session_id: str, api_version: str, livemode: bool, payment_intent: dict[str, Any], charge: dict[str, Any]
+    ):
         self.session_id = session_id
         self.api_version = api_version
         self.livemode = livemode
         self.payment_intent = payment_intent
         self.charge = charge
-        self.refunds: List[Dict[str, Any]] = []
-        self.dispute: Optional[Dict[str, Any]] = None
+        self.refunds: list[dict[str, Any]] = []
+        self.dispute: dict[str, Any] | None = None
 
-    def ids(self) -> List[str]:
+    def ids(self) -> list[str]:
         """Every id this payment can be found by."""
         ids = [self.session_id, self.payment_intent["id"], self.charge["id"]]
         ids.extend(refund["id"] for refund in self.refunds)
@@ -56,14 +57,16 @@ class Payment:
             ids.append(self.dispute["id"])
         return ids
 
-    def snapshot(self) -> Dict[str, Any]:
-        return copy.deepcopy({
-            "session": self.session_id,
-            "payment_intent": self.payment_intent,
-            "charge": self.charge,
-            "refunds": self.refunds,
-            "dispute": self.dispute,
-        })
+    def snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy(
+            {
+                "session": self.session_id,
+                "payment_intent": self.payment_intent,
+                "charge": self.charge,
+                "refunds": self.refunds,
+                "dispute": self.dispute,
+            }
+        )
 
 
 class Store:
@@ -78,14 +81,14 @@ class Store:
 
     def clear(self) -> None:
         self.time_offset = 0.0
-        self.sessions: Dict[str, _SessionRecord] = {}
+        self.sessions: dict[str, _SessionRecord] = {}
         # Every PaymentIntent, Charge, Refund and Dispute by id (ids never collide: prefixes differ).
-        self.objects: Dict[str, Dict[str, Any]] = {}
+        self.objects: dict[str, dict[str, Any]] = {}
         # A payment by any of its ids: session, payment intent, charge, refund, dispute.
-        self.payments: Dict[str, Payment] = {}
-        self.events: List[Dict[str, Any]] = []
-        self.events_by_id: Dict[str, Dict[str, Any]] = {}
-        self.idempotency: "collections.OrderedDict[Tuple[str, str], Any]" = collections.OrderedDict()
+        self.payments: dict[str, Payment] = {}
+        self.events: list[dict[str, Any]] = []
+        self.events_by_id: dict[str, dict[str, Any]] = {}
+        self.idempotency: collections.OrderedDict[tuple[str, str], Any] = collections.OrderedDict()
         self.faults: collections.deque = collections.deque()
         self.requests: collections.deque = collections.deque(maxlen=self.log_limit)
         self.request_count = 0
@@ -97,7 +100,7 @@ class Store:
     def add_payment(self, payment: Payment) -> None:
         self.index(payment, payment.payment_intent, payment.charge)
 
-    def index(self, payment: Payment, *objects: Dict[str, Any]) -> None:
+    def index(self, payment: Payment, *objects: dict[str, Any]) -> None:
         """Make new objects of a payment retrievable, and the payment findable by their ids."""
         for obj in objects:
             self.objects[obj["id"]] = obj
@@ -107,13 +110,13 @@ class Store:
     def emit(
         self,
         event_type: str,
-        data_object: Dict[str, Any],
+        data_object: dict[str, Any],
         api_version: str,
         livemode: bool,
-        previous_attributes: Optional[Dict[str, Any]] = None,
-        request_id: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-    ) -> Dict[str, Any]:
+        previous_attributes: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
         """Record an event about ``data_object`` as it is now; returns a copy."""
         event = build_event(
             event_type,
@@ -133,7 +136,7 @@ class Store:
         self.request_count += 1
         self.requests.append(request)
 
-    def remember(self, key: Tuple[str, str], result: Any) -> None:
+    def remember(self, key: tuple[str, str], result: Any) -> None:
         self.idempotency[key] = result
         while len(self.idempotency) > self.idempotency_limit:
             self.idempotency.popitem(last=False)

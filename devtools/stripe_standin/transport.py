@@ -24,7 +24,8 @@ import json
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
@@ -45,7 +46,7 @@ _BODY_READ = "stripe_standin.body_read"
 class _Reply(NamedTuple):
     status: int
     body: bytes
-    headers: Dict[str, str]
+    headers: dict[str, str]
 
 
 def _json_bytes(payload: Any) -> bytes:
@@ -69,10 +70,13 @@ def make_app(standin: StripeStandin) -> Callable:
         request.environ[_BODY_READ] = True
         try:
             reply = standin.handle_http(
-                request.method, request.path, request.query_string.decode("latin-1"),
-                request.headers, body,
+                request.method,
+                request.path,
+                request.query_string.decode("latin-1"),
+                request.headers,
+                body,
             )
-        except Exception as error:  # a bug here must not kill the connection silently
+        except Exception as error:  # noqa: BLE001 - a bug here must not kill the connection silently
             failure = StripeError(500, f"Stand-in failure: {error!r}", type="api_error")
             reply = _Reply(500, _json_bytes(failure.to_dict()), {"Stripe-Should-Retry": "false"})
         return _response(reply)
@@ -81,8 +85,7 @@ def make_app(standin: StripeStandin) -> Callable:
 
 
 def _response(reply: _Reply) -> Response:
-    return Response(reply.body, status=reply.status, headers=reply.headers,
-                    content_type="application/json")
+    return Response(reply.body, status=reply.status, headers=reply.headers, content_type="application/json")
 
 
 class _Handler(WSGIRequestHandler):
@@ -94,6 +97,8 @@ class _Handler(WSGIRequestHandler):
     # A reply goes out in one write: buffered here, flushed after each request.
     wbufsize = -1
     disable_nagle_algorithm = True
+
+    server: _StandinServer  # the server this handler serves for
 
     def setup(self) -> None:
         super().setup()
@@ -130,12 +135,12 @@ class _Handler(WSGIRequestHandler):
         self.wfile.write(body)
 
 
-def _call(app: Callable, environ: Dict[str, Any]) -> Tuple[str, List[Tuple[str, str]], bytes]:
+def _call(app: Callable, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
     """Run a WSGI app to completion: its status, headers and whole body."""
-    started: List[Any] = []
-    written: List[bytes] = []
+    started: list[Any] = []
+    written: list[bytes] = []
 
-    def start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable:
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
         started[:] = [status, headers]
         return written.append
 

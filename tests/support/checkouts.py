@@ -11,8 +11,11 @@ from tests.conftest import TEST_KEY
 def new_session(standin) -> str:
     """An open Checkout Session for one board, with an email and metadata to carry into the record."""
     client = stripe.StripeClient(TEST_KEY, base_addresses={"api": standin.base_url})
-    params = session_params("https://shop.example.com/return?session_id={CHECKOUT_SESSION_ID}",
-                            customer_email="buyer@example.com", metadata={"board": "feelings"})
+    params = session_params(
+        "https://shop.example.com/return?session_id={CHECKOUT_SESSION_ID}",
+        customer_email="buyer@example.com",
+        metadata={"board": "feelings"},
+    )
     return client.v1.checkout.sessions.create(params=params).id
 
 

@@ -119,7 +119,7 @@ class Deploy:
         path = self.flag("env-vars-file")
         prefix = ".deploy/"
         assert path.startswith(prefix), f"{self.id}: {path} is not one of the rendered files"
-        return path[len(prefix):]
+        return path[len(prefix) :]
 
 
 def is_deploy(step: dict) -> bool:
@@ -134,7 +134,7 @@ def deploys() -> list[Deploy]:
 def deploy_ids() -> list[str]:
     try:
         return [deploy.id for deploy in deploys()]
-    except Exception:  # a broken config fails the structural tests; these then have no cases
+    except Exception:  # noqa: BLE001 - a broken config fails the structural tests; these then have no cases
         return []
 
 
@@ -172,7 +172,7 @@ def gcloud_steps() -> list[GcloudStep]:
 def gcloud_step_ids() -> list[str]:
     try:
         return [step.id for step in gcloud_steps()]
-    except Exception:  # a broken config fails the structural tests; these then have no cases
+    except Exception:  # noqa: BLE001 - a broken config fails the structural tests; these then have no cases
         return []
 
 

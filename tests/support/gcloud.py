@@ -30,8 +30,10 @@ def require_gcloud() -> str:
     """The gcloud executable, or skip (fail under CI) saying how to install it."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        missing("gcloud is not installed: see https://cloud.google.com/sdk/docs/install "
-                "(or apt-get install google-cloud-cli from Google's apt repository)")
+        missing(
+            "gcloud is not installed: see https://cloud.google.com/sdk/docs/install "
+            "(or apt-get install google-cloud-cli from Google's apt repository)"
+        )
     return gcloud
 
 
@@ -75,8 +77,13 @@ def run(command: list[str], cwd: Path | str | None = None, env: dict | None = No
     """Run one command (gcloud, or a script that runs it) in a fresh, empty gcloud configuration."""
     with tempfile.TemporaryDirectory(prefix="gcloud-config-") as config_dir:
         result = subprocess.run(
-            command, cwd=cwd, env={**offline_env(Path(config_dir)), **(env or {})},
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
+            command,
+            cwd=cwd,
+            env={**offline_env(Path(config_dir)), **(env or {})},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
         )
     return Outcome(tuple(command), result.returncode, result.stdout, result.stderr)
 
@@ -127,11 +134,21 @@ def parse_alert_policy(path: Path) -> dict:
     require_gcloud()
     with tempfile.TemporaryDirectory(prefix="gcloud-config-") as config_dir:
         env = offline_env(Path(config_dir))
-        info = subprocess.run(["gcloud", "info", "--format=json(installation.sdk_root,basic.python_location)"],
-                              env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=True)
+        info = subprocess.run(
+            ["gcloud", "info", "--format=json(installation.sdk_root,basic.python_location)"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
+            check=True,
+        )
         where = json.loads(info.stdout)
-        parsed = subprocess.run([where["basic"]["python_location"], "-c", _PARSE_POLICY,
-                                 where["installation"]["sdk_root"], str(path)],
-                                env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+        parsed = subprocess.run(
+            [where["basic"]["python_location"], "-c", _PARSE_POLICY, where["installation"]["sdk_root"], str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
+        )
     assert parsed.returncode == 0, parsed.stderr
     return json.loads(parsed.stdout)

@@ -16,8 +16,12 @@ from __future__ import annotations
 import re
 
 SEVERITIES = ("DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY")
-SPECIAL = ("severity", "logging.googleapis.com/trace", "logging.googleapis.com/spanId",
-           "logging.googleapis.com/trace_sampled")
+SPECIAL = (
+    "severity",
+    "logging.googleapis.com/trace",
+    "logging.googleapis.com/spanId",
+    "logging.googleapis.com/trace_sampled",
+)
 
 _CLAUSE = re.compile(r'(?P<path>[A-Za-z_][A-Za-z0-9_.]*)(?P<op>>=|=)(?P<value>\(.+\)|"[^"]*"|[A-Za-z0-9_.]+)')
 _VALUE = re.compile(r'"[^"]*"|[A-Za-z0-9_.]+')

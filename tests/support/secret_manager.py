@@ -87,7 +87,7 @@ class SecretManagerServer:
         """Hold every call without answering until the server stops."""
         self._stalled = True
 
-    def start(self) -> "SecretManagerServer":
+    def start(self) -> SecretManagerServer:
         self._server.start()
         return self
 

@@ -19,8 +19,13 @@ from tests.support.cloudbuild import ROOT
 SETUP = ROOT / "deploy" / "setup.sh"
 PROJECT = "example-project"
 # Sample values for everything setup.sh can be told, so every command it has is printed.
-DRY_RUN_ARGS = ("--dry-run", f"--project={PROJECT}", "--region=us-central1",
-                "--trigger=example-owner/example-repo", "--frontend-url=https://shop.example.com")
+DRY_RUN_ARGS = (
+    "--dry-run",
+    f"--project={PROJECT}",
+    "--region=us-central1",
+    "--trigger=example-owner/example-repo",
+    "--frontend-url=https://shop.example.com",
+)
 
 RECORDER = """#!/bin/bash
 stdin=
@@ -47,19 +52,28 @@ def install_recorder(folder: Path) -> Path:
     return bin_dir
 
 
-def run_setup(recorder: Path, *args: str, existing: str = "nothing", stdin: str = "",
-              project: str = "example-project") -> tuple[subprocess.CompletedProcess, list]:
+def run_setup(
+    recorder: Path, *args: str, existing: str = "nothing", stdin: str = "", project: str = "example-project"
+) -> tuple[subprocess.CompletedProcess, list]:
     """Run setup.sh with the recorder as gcloud; returns its result and the calls it made."""
     log = recorder.parent / "gcloud.log"
     log.write_text("")
     env = {"PATH": f"{recorder}:/usr/bin:/bin", "GCLOUD_LOG": str(log), "EXISTING": existing, "HOME": str(recorder)}
-    result = subprocess.run(["bash", str(SETUP), f"--project={project}", *args], input=stdin, env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(SETUP), f"--project={project}", *args],
+        input=stdin,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return result, [json.loads(line) for line in log.read_text().splitlines()]
 
 
 def dry_run_commands() -> list[list[str]]:
     """Every command setup.sh would run on a new project, from its --dry-run (one shell-quoted command per line)."""
-    printed = subprocess.run(["bash", str(SETUP), *DRY_RUN_ARGS], capture_output=True, text=True,
-                             check=True, timeout=30).stdout
+    printed = subprocess.run(
+        ["bash", str(SETUP), *DRY_RUN_ARGS], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
     return [shlex.split(line) for line in printed.splitlines() if line.strip()]

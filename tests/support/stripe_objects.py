@@ -106,9 +106,7 @@ def checkout_session(**overrides) -> dict:
     return session
 
 
-def session_after(
-    event_type: str, session: dict, email: str = "buyer@example.com", **overrides
-) -> dict:
+def session_after(event_type: str, session: dict, email: str = "buyer@example.com", **overrides) -> dict:
     """`session` as it appears in the payload of `event_type`.
 
     Once complete, a Session names the buyer and its PaymentIntent.
