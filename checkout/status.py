@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from common import logs
 from common.errors import InvalidRequest
-from common.http import client_ip, note
+from common.http import client_ip, note, quiet
 from common.stripe_rules import CHECKOUT_SESSION_ID
 from payments import events, state
 from payments.store import StoreUnavailable
@@ -44,6 +44,10 @@ async def session_status(request, context) -> tuple[dict, int]:
         record = await fulfil(request, context, session)
     outcome = record["outcome"] if record else state.session_outcome(session)
     note(request, outcome=outcome, answered_from="stripe")
+    if outcome not in state.TERMINAL:
+        # The page polls every few seconds until the outcome is final: one line per poll
+        # would be noise (and log volume); the final answer and every refusal are logged.
+        quiet(request)
     return answer(session, outcome), 200
 
 

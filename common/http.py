@@ -123,7 +123,8 @@ def endpoint(name: str, handler: Handler, context, methods: tuple[str, ...], cor
         except Exception as error:  # noqa: BLE001 - every failure becomes a JSON answer; a bug is reported there
             response = _error_response(request, name, error, context if cors else None)
         else:
-            _log_line(request, name, response.status_code)
+            if not request.state.log.pop("quiet", False):
+                _log_line(request, name, response.status_code)
         return response
 
     serve.__name__ = serve.__qualname__ = name
@@ -172,6 +173,14 @@ def _log_line(request: Request, name: str, status: int, error: Exception | None 
 def note(request: Request, **fields) -> None:
     """Add ids or an outcome to this request's log line."""
     request.state.log.update(fields)
+
+
+def quiet(request: Request) -> None:
+    """Write no log line if this request succeeds: Cloud Run's request log already has it, and it says nothing new.
+
+    Refusals and failures are always logged.
+    """
+    request.state.log["quiet"] = True
 
 
 def _allowed_origin(request: Request, context) -> str | None:

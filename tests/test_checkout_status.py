@@ -117,3 +117,30 @@ def test_the_deployed_function_answers_like_the_api(function_client, client, ses
     response = function_client("session_status").get("/", params={"session_id": session_id})
 
     assert response.json() == {"status": "open", "payment_status": "unpaid", "outcome": "open"}
+
+
+def test_polling_an_open_session_writes_no_log_line(client, session_id, log_lines):
+    log_lines()
+
+    assert status_of(client, session_id).status_code == 200
+
+    assert [line for line in log_lines() if line.get("endpoint") == "session_status"] == []
+
+
+def test_a_final_outcome_is_logged_with_its_session(client, standin, session_id, log_lines):
+    standin.complete(session_id, payment_status="paid")
+    log_lines()
+
+    status_of(client, session_id)
+
+    (line,) = [line for line in log_lines() if line.get("endpoint") == "session_status"]
+    assert (line["session_id"], line["outcome"], line["status"]) == (session_id, "paid", 200)
+
+
+def test_a_refused_status_request_is_always_logged(client, log_lines):
+    log_lines()
+
+    status_of(client, "cs_test_")
+
+    (line,) = [line for line in log_lines() if line.get("endpoint") == "session_status"]
+    assert (line["status"], line["severity"]) == (400, "WARNING")
