@@ -606,9 +606,11 @@ class LocalStack:
             lines += [
                 "Payments are SIMULATED: no STRIPE_SECRET_KEY is set, so no money moves and nothing leaves",
                 "this machine. Open the example page and press Pay; it shows the session id. Then:",
-                f"  {self.simulate_command('pay')} SESSION_ID     (also --async-succeed / --async-fail)",
+                f"  {self.simulate_command('pay')} SESSION_ID     (also --async-succeed / --async-fail / --no-webhook)",
                 f"  {self.simulate_command('expire')} SESSION_ID",
-                "(`latest` instead of SESSION_ID picks the newest open session.)",
+                f"  {self.simulate_command('refund')} SESSION_ID  (--amount CENTS for part of it)",
+                f"  {self.simulate_command('dispute')} SESSION_ID (--lose or --win closes it)",
+                "(`latest` instead of SESSION_ID picks the newest open session for pay and expire.)",
                 f"Settings for simulate are in {self._relative(self.env_file)}.",
             ]
         else:
