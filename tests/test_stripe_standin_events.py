@@ -12,23 +12,11 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from devtools.stripe_standin import DEFAULT_API_VERSION, StripeStandin
+from devtools.stripe_standin import DEFAULT_API_VERSION
 
 KEY = "sk_test_" + "eventsSuite0123456789"
 LIVE_KEY = "sk_live_" + "eventsSuite0123456789"
 DAY = 24 * 60 * 60
-
-
-@pytest.fixture(scope="module")
-def running_standin():
-    with StripeStandin() as server:
-        yield server
-
-
-@pytest.fixture
-def standin(running_standin):
-    running_standin.reset()
-    return running_standin
 
 
 def client_for(server, key=KEY, retries=0):

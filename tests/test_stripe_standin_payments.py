@@ -15,33 +15,16 @@ import pytest
 import requests
 import stripe
 
-from devtools.stripe_standin import DEFAULT_API_VERSION, StripeStandin
+from devtools.stripe_standin import DEFAULT_API_VERSION
+from tests.support.standin import sdk_client
 
 KEY = "sk_test_" + "paymentsSuite0123456789"
 LIVE_KEY = "sk_live_" + "paymentsSuite0123456789"
 OLD_VERSION = "2025-09-30.clover"
 
 
-@pytest.fixture(scope="module")
-def running_standin():
-    with StripeStandin() as server:
-        yield server
-
-
-@pytest.fixture
-def standin(running_standin):
-    running_standin.reset()
-    return running_standin
-
-
 def client_for(server, key=KEY, version=None):
-    return stripe.StripeClient(
-        key,
-        base_addresses={"api": server.base_url},
-        max_network_retries=0,
-        stripe_version=version,
-        http_client=stripe.RequestsClient(timeout=5),
-    )
+    return sdk_client(server, key, version)
 
 
 def new_session(server, amount=200, key=KEY, version=None) -> str:

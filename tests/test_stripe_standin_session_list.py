@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from devtools.stripe_standin import StripeStandin
+from tests.support.standin import sdk_client
 
 KEY = "sk_test_" + "sessionListSuite012345"
 LIVE_KEY = "sk_live_" + "sessionListSuite012345"
@@ -18,26 +18,8 @@ OLD_VERSION = "2025-09-30.clover"
 HOUR = 60 * 60
 
 
-@pytest.fixture(scope="module")
-def running_standin():
-    with StripeStandin() as server:
-        yield server
-
-
-@pytest.fixture
-def standin(running_standin):
-    running_standin.reset()
-    return running_standin
-
-
 def client_for(server, key=KEY, version=None):
-    return stripe.StripeClient(
-        key,
-        base_addresses={"api": server.base_url},
-        max_network_retries=0,
-        stripe_version=version,
-        http_client=stripe.RequestsClient(timeout=5),
-    )
+    return sdk_client(server, key, version)
 
 
 def new_session(server, key=KEY, version=None, **extra) -> str:
