@@ -13,6 +13,7 @@ import urllib.parse
 from pathlib import Path
 
 from bench import procs
+from common.stripe_rules import API_VERSION
 
 API_KEY = "sk_test_" + "benchmarkKey0123456789abc"
 FRONTEND_URL = "http://localhost:5173"
@@ -58,7 +59,7 @@ class Standin:
         headers = {
             "Authorization": f"Bearer {API_KEY}",
             "Content-Type": "application/x-www-form-urlencoded",
-            "Stripe-Version": "2026-10-28.endive",
+            "Stripe-Version": API_VERSION,
         }
         status, body = procs.request(self.url + "/v1/checkout/sessions", "POST", form, headers)
         if status != 200:

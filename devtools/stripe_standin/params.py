@@ -25,13 +25,14 @@ import stripe
 from stripe.params.checkout import SessionCreateParams
 from typing_extensions import is_typeddict
 
+from common import stripe_rules
 from devtools.stripe_standin.errors import StripeError, _missing, _no_such
 
-# The version stripe-python 16.1.0 pins; used when a request sends none.
-DEFAULT_API_VERSION = "2026-10-28.endive"
+# The version the service pins; used when a request sends none.
+DEFAULT_API_VERSION = stripe_rules.API_VERSION
 
 # The "dahlia" release renamed the Checkout ui_mode values.
-UI_MODE_RENAME_VERSION = "2026-03-25"
+UI_MODE_RENAME_VERSION = stripe_rules.EMBEDDED_PAGE_SINCE
 NEW_UI_MODES = ("hosted_page", "embedded_page", "elements", "form")
 OLD_UI_MODES = ("hosted", "embedded", "custom")
 _OLD_TO_NEW_UI_MODE = {
@@ -47,9 +48,9 @@ _RETURN_URL_UI_MODES = frozenset({"embedded", "embedded_page", "custom", "elemen
 
 SESSION_LIFETIME_SECONDS = 24 * 60 * 60
 MIN_SESSION_LIFETIME_SECONDS = 30 * 60
-METADATA_MAX_KEYS = 50
-METADATA_MAX_KEY_LENGTH = 40
-METADATA_MAX_VALUE_LENGTH = 500
+METADATA_MAX_KEYS = stripe_rules.METADATA_MAX_KEYS
+METADATA_MAX_KEY_LENGTH = stripe_rules.METADATA_KEY_MAX_CHARS
+METADATA_MAX_VALUE_LENGTH = stripe_rules.METADATA_VALUE_MAX_CHARS
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _INTEGER_RE = re.compile(r"^-?\d+$")

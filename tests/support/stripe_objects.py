@@ -13,7 +13,7 @@ import itertools
 import secrets
 import time
 
-API_VERSION = "2026-10-28.endive"
+from common.stripe_rules import API_VERSION
 
 # What the Session looks like in the payload of each event type. A
 # `completed` event is paid for cards, but unpaid for delayed methods such as
