@@ -50,8 +50,11 @@ async def create_embedded_session(request, context) -> tuple[dict, int]:
 
 
 def parse_body(raw: bytes) -> dict:
-    """The optional fields of the request body, validated; {} for an empty body."""
-    if not raw.strip():
+    """The optional fields of the request body, validated; {} for an empty body.
+
+    Only zero bytes mean "no body": whitespace alone is not a JSON document.
+    """
+    if not raw:
         return {}
     body = parse_json(raw)
     if not isinstance(body, dict):

@@ -38,6 +38,13 @@ def test_empty_body_is_accepted(client):
     assert client.post(PATH).status_code == 200
 
 
+def test_whitespace_only_body_is_not_json(client):
+    response = client.post(PATH, content=b"\t\n ", headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "Request body is not JSON."}
+
+
 def test_session_is_the_two_dollar_board_in_embedded_mode(client, standin):
     client.post(PATH, json={})
 
