@@ -111,8 +111,13 @@ def app_check(env, monkeypatch, jwks):
     return jwks
 
 
+class FromNow(int):
+    """A time claim in seconds from when the token is signed, not from when the tests were collected."""
+
+
 def claims(**changes) -> dict:
     now = int(time.time())
+    changes = {k: now + v if isinstance(v, FromNow) else v for k, v in changes.items()}
     values = {
         "iss": f"https://firebaseappcheck.googleapis.com/{PROJECT_NUMBER}",
         "aud": [f"projects/{PROJECT_NUMBER}", "projects/herome-example"],
@@ -156,13 +161,13 @@ def test_a_request_without_a_token_is_a_401_and_never_reaches_stripe(client, app
 @pytest.mark.parametrize(
     "changes",
     [
-        {"exp": int(time.time()) - appcheck.LEEWAY_SECONDS - 10},
+        {"exp": FromNow(-appcheck.LEEWAY_SECONDS - 10)},
         {"aud": ["projects/999999999999", "projects/someone-else"]},
         {"aud": None},
         {"iss": "https://firebaseappcheck.googleapis.com/999999999999"},
         {"iss": "https://securetoken.google.com/herome-example"},
         {"sub": None},
-        {"iat": int(time.time()) + appcheck.LEEWAY_SECONDS + 60},
+        {"iat": FromNow(appcheck.LEEWAY_SECONDS + 60)},
     ],
     ids=[
         "expired",

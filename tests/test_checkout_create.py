@@ -222,11 +222,22 @@ def test_metadata_at_stripes_limits_is_accepted(client):
     assert client.post(PATH, json={"metadata": longest_value}).status_code == 200
 
 
-def test_body_over_16_kib_is_refused_with_413(client, standin):
-    response = client.post(PATH, content=b"{" + b" " * (16 * 1024) + b"}", headers={"Content-Type": "application/json"})
+def json_body_of(size: int) -> bytes:
+    """An empty JSON object padded with spaces to `size` bytes."""
+    return b"{" + b" " * (size - 2) + b"}"
+
+
+def test_a_body_of_exactly_16_kib_is_accepted(client):
+    response = client.post(PATH, content=json_body_of(16 * 1024), headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 200
+
+
+def test_a_body_one_byte_over_16_kib_is_refused_with_413(client, standin):
+    response = client.post(PATH, content=json_body_of(16 * 1024 + 1), headers={"Content-Type": "application/json"})
 
     assert response.status_code == 413
-    assert "error" in response.json()
+    assert response.json() == {"error": "Request body is larger than 16384 bytes."}
     assert standin.request_count == 0
 
 
@@ -269,11 +280,19 @@ def test_same_idempotency_key_with_another_body_is_a_409(client):
     assert "Idempotency-Key" in response.json()["error"]
 
 
+def test_an_idempotency_key_of_255_characters_is_accepted(client, standin):
+    response = client.post(PATH, json={}, headers={"Idempotency-Key": "k" * 255})
+
+    assert response.status_code == 200
+    assert len(standin.sessions) == 1
+
+
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9".encode("utf-8")], ids=["empty", "256 chars", "non-ASCII"])
 def test_malformed_idempotency_key_is_refused(client, standin, key):
     response = client.post(PATH, json={}, headers={"Idempotency-Key": key})
 
     assert response.status_code == 400
+    assert response.json() == {"error": "Idempotency-Key must be 1-255 printable ASCII characters."}
     assert standin.request_count == 0
 
 

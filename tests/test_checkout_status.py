@@ -117,3 +117,31 @@ def test_the_deployed_function_answers_like_the_api(function_client, client, ses
     response = function_client("session_status").get("/", params={"session_id": session_id})
 
     assert response.json() == {"status": "open", "payment_status": "unpaid", "outcome": "open"}
+
+
+def test_a_request_stripe_refuses_is_a_500_that_says_it_is_ours_not_a_404(client, standin, session_id):
+    standin.fail_next(1, status=400)
+
+    response = status_of(client, session_id)
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "Our request to the payment provider was wrong; it has been logged."}
+
+
+def test_a_session_stripe_keeps_locked_is_a_502(client, standin, session_id):
+    standin.fail_next(10, status=409)
+
+    response = status_of(client, session_id)
+
+    assert response.status_code == 502
+    assert response.json() == {"error": "Payment provider is unavailable; try again shortly."}
+
+
+def test_the_request_line_names_the_session_and_where_the_answer_came_from(client, standin, session_id, log_lines):
+    log_lines()
+
+    status_of(client, session_id)
+
+    [line] = [entry for entry in log_lines() if entry.get("endpoint") == "session_status"]
+    assert (line["severity"], line["message"], line["status"]) == ("INFO", "session_status 200", 200)
+    assert (line["session_id"], line["outcome"], line["answered_from"]) == (session_id, "open", "stripe")

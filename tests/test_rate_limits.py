@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from starlette.testclient import TestClient
 
 from common import ratelimit
 
@@ -81,6 +82,30 @@ def test_a_request_without_a_forwarded_address_is_counted_by_its_peer_address(cl
 
     assert client.post(CREATE, json={}).status_code == 200
     assert client.post(CREATE, json={}).status_code == 429
+
+
+def from_peer(client: TestClient, address: str) -> TestClient:
+    """The same instance, reached straight from `address` with no proxy in front."""
+    other = TestClient(client.app, client=(address, 50000))
+    other.portal = client.portal  # the instance's event loop, where its connections live
+    return other
+
+
+def test_without_forwarded_addresses_clients_are_counted_apart_by_their_peer_address(client, monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+
+    assert from_peer(client, "203.0.113.7").post(CREATE, json={}).status_code == 200
+    assert from_peer(client, "198.51.100.9").post(CREATE, json={}).status_code == 200
+    assert from_peer(client, "203.0.113.7").post(CREATE, json={}).status_code == 429
+
+
+def test_with_no_trusted_proxy_the_forwarded_address_is_ignored_and_peers_are_counted_apart(client, monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "0")
+
+    assert post_from(from_peer(client, "203.0.113.7"), "1.1.1.1").status_code == 200
+    assert post_from(from_peer(client, "203.0.113.7"), "2.2.2.2").status_code == 429
+    assert post_from(from_peer(client, "198.51.100.9"), "1.1.1.1").status_code == 200
 
 
 # --------------------------------------------------------------------------
