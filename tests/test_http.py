@@ -79,6 +79,18 @@ def test_an_answer_is_json_whatever_text_it_carries(body, status):
     assert response.headers["content-type"] == "application/json"
 
 
+def test_an_answer_is_200_unless_told_otherwise():
+    assert json_response({}).status_code == 200
+
+
+def test_an_answer_carries_its_text_as_utf8_not_escaped():
+    assert json_response({"error": "caf\u00e9 \u2013 ok"}).body == '{"error": "caf\u00e9 \u2013 ok"}'.encode()
+
+
+def test_an_answer_holding_a_lone_surrogate_is_escaped_json():
+    assert json_response({"error": "\ud800"}).body == b'{"error": "\\ud800"}'
+
+
 def test_a_whole_number_written_as_a_float_is_the_integer():
     """JSON Schema reads 2.0 as the integer 2; so does the service, so a Stripe time or amount so written is read."""
     assert parse_json(b'{"created": 1767225600.0, "amount": 2e2, "rate": 8.25}') == {
