@@ -491,3 +491,28 @@ def test_blank_forwarded_entries_are_skipped():
 
 def test_a_request_with_no_known_address_is_unknown():
     assert client_ip(from_peer(None), 1) == "unknown"
+
+
+# -- the errors the table maps ---------------------------------------------------------------
+
+
+def test_a_rate_limit_carries_the_seconds_to_wait():
+    error = errors.RateLimited(7)
+
+    assert (error.retry_after, str(error)) == (7, "rate limited for 7 s")
+
+
+def test_a_check_that_could_not_be_made_may_be_retried_after_five_seconds_unless_told():
+    assert errors.CheckUnavailable("keys unreachable").retry_after == 5
+    assert str(errors.CheckUnavailable("keys unreachable")) == "keys unreachable"
+
+
+def test_a_setting_error_names_the_setting_and_its_problem():
+    error = errors.SettingError("FRONTEND_URL", "is not set")
+
+    assert (error.name, error.problem, str(error)) == ("FRONTEND_URL", "is not set", "FRONTEND_URL is not set")
+
+
+def test_an_http_error_reads_as_its_message():
+    assert str(HttpError(413, "Too large.")) == "Too large."
+    assert HttpError(413, "Too large.").headers == {}

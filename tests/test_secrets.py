@@ -194,3 +194,35 @@ def test_a_webhook_secret_that_is_not_whsec_is_refused():
 
 def test_a_plain_value_is_used_as_it_is():
     assert asyncio.run(secrets.Secrets().resolve("STRIPE_SECRET_KEY", "sk_test_abc")) == "sk_test_abc"
+
+
+@pytest.mark.parametrize("key", ["sk_test_abc", "sk_live_abc", "rk_test_abc", "rk_live_abc"])
+def test_each_kind_of_stripe_secret_or_restricted_key_is_accepted(key):
+    assert secrets.stripe_secret_key(key) == key
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "STRIPE_SECRET_KEY is not set"),
+        ("pk_test_publishable", "STRIPE_SECRET_KEY is not a Stripe secret key (sk_… or rk_…)"),
+        ("SK_TEST_abc", "STRIPE_SECRET_KEY is not a Stripe secret key (sk_… or rk_…)"),
+    ],
+)
+def test_a_secret_key_missing_or_of_another_kind_is_refused_with_its_message(value, message):
+    with pytest.raises(SettingError) as refused:
+        secrets.stripe_secret_key(value)
+
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("value", ["whsec_ok,oops", " , ", "WHSEC_abc"])
+def test_webhook_secrets_that_are_not_all_signing_secrets_are_refused_with_their_message(value):
+    with pytest.raises(SettingError) as refused:
+        secrets.webhook_secrets(value)
+
+    assert str(refused.value) == "STRIPE_WEBHOOK_SECRET must be one or more comma-separated whsec_… signing secrets"
+
+
+def test_blank_entries_between_webhook_secrets_are_skipped():
+    assert secrets.webhook_secrets("whsec_old,, whsec_new ,") == ("whsec_old", "whsec_new")
