@@ -8,7 +8,7 @@ import subprocess
 import sys
 import traceback
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -320,7 +320,7 @@ def test_errors_go_to_stderr_and_the_rest_to_stdout(capsys, severity, stream):
 def test_a_field_json_cannot_hold_is_written_as_its_text(log_lines):
     log_lines()
 
-    logs.write("INFO", "a line", at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    logs.write("INFO", "a line", at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
 
     assert log_lines() == [{"severity": "INFO", "message": "a line", "at": "2026-01-02 03:04:05+00:00"}]
 

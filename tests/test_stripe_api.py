@@ -1,4 +1,4 @@
-"""`common.stripe_api`: the calls made to Stripe, through the real SDK to the stand-in, and what each failure becomes."""
+"""`common.stripe_api`: calls to Stripe through the real SDK and the stand-in, and what each failure becomes."""
 
 from __future__ import annotations
 
