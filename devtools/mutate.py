@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="mutants to rerun (mutmut's names; * matches anything)")
     parser.add_argument("--report", action="store_true", help="only report the last run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
+    parser.add_argument("--as-toml", action="store_true", help="also print the survivors as equivalence entries")
     args = parser.parse_args(argv)
 
     os.chdir(ROOT)  # mutmut reads its settings and writes mutants/ relative to the working directory
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if status:
             return status
         print()
-    return report(load_mutants(), load_equivalents())
+    return report(load_mutants(), load_equivalents(), args.as_toml)
 
 
 def tests_by_module() -> dict[str, list[str]]:
@@ -124,8 +125,10 @@ def load_mutants() -> list[Mutant]:
     return mutants
 
 
-def load_equivalents() -> dict[str, dict]:
-    return tomllib.loads(EQUIVALENTS.read_text())["equivalent"]
+def load_equivalents() -> dict[str, tuple[str, str]]:
+    """Each equivalent mutant's name: (the line(s) it makes, why no test can tell it from the code)."""
+    groups = tomllib.loads(EQUIVALENTS.read_text()).get("equivalent", [])
+    return {name: (mutated, group["why"]) for group in groups for name, mutated in group["mutants"].items()}
 
 
 def diff_of(mutant: Mutant) -> str:
@@ -141,25 +144,31 @@ def mutated_lines(mutant: Mutant) -> str:
     return "\n".join(line[1:].strip() for line in diff_of(mutant).splitlines() if line.startswith("+"))
 
 
-def report(mutants: list[Mutant], equivalents: dict[str, dict]) -> int:
+def report(mutants: list[Mutant], equivalents: dict[str, tuple[str, str]], as_toml: bool = False) -> int:
     if not mutants:
         print("No results in mutants/: run `make mutate` first.")
         return 1
     by_name = {m.name: m for m in mutants}
     stale = []
-    for name, entry in equivalents.items():
+    for name, (mutated, _why) in equivalents.items():
         mutant = by_name.get(name)
-        if mutant is None or mutated_lines(mutant) != entry["mutated"].strip():
-            stale.append((name, entry, mutant))
-    equivalent = {name for name in equivalents if name not in {s[0] for s in stale}}
+        if mutant is None or mutated_lines(mutant) != mutated.strip():
+            stale.append((name, mutated, mutant))
+    equivalent = set(equivalents) - {name for name, _, _ in stale}
 
     survivors = [m for m in mutants if not m.detected and m.name not in equivalent]
     for mutant in survivors:
         print(f"{mutant.status}: {mutant.name}")
         print("    " + diff_of(mutant).replace("\n", "\n    "))
-    for name, entry, mutant in stale:
+    for name, mutated, mutant in stale:
         found = "no such mutant" if mutant is None else f"it now makes: {mutated_lines(mutant)!r}"
-        print(f"stale equivalence: {name} was {entry['mutated']!r}; {found}")
+        print(f"stale equivalence: {name} was {mutated!r}; {found}")
+    if as_toml and survivors:
+        print("\n# The survivors in devtools/equivalent_mutants.toml's form, for those that are equivalent:")
+        print('[[equivalent]]\nwhy = ""\n[equivalent.mutants]')
+        for mutant in survivors:
+            name, mutated = (json.dumps(text, ensure_ascii=False) for text in (mutant.name, mutated_lines(mutant)))
+            print(f"{name} = {mutated}")
 
     counts: dict[str, Counter] = defaultdict(Counter)
     for mutant in mutants:
