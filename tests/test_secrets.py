@@ -64,8 +64,18 @@ def test_a_corrupted_payload_is_refused_by_its_checksum(client, secret_manager, 
     response = client.post(CREATE, json={})
 
     assert response.status_code == 500
-    assert "STRIPE_SECRET_KEY" in response.json()["error"]
-    assert "CRC32C" in response.json()["error"]
+    assert response.json() == {
+        "error": "Server misconfigured: STRIPE_SECRET_KEY failed its CRC32C check when read from Secret Manager."
+    }
+    assert standin.request_count == 0
+
+
+def test_a_secret_that_is_not_utf8_is_refused_naming_the_setting(client, secret_manager, standin):
+    secret_manager.secrets[KEY_VERSION] = b"sk_test_\xff"
+
+    response = client.post(CREATE, json={})
+
+    assert response.json() == {"error": "Server misconfigured: STRIPE_SECRET_KEY is not UTF-8 text in Secret Manager."}
     assert standin.request_count == 0
 
 
@@ -127,7 +137,9 @@ def test_a_stalled_secret_manager_is_a_json_500_naming_the_setting_within_ten_se
     answers = concurrent_creates(client, 8)
 
     for response, took in answers:
-        assert_json_500_naming_the_key(response)
+        assert response.json() == {
+            "error": "Server misconfigured: STRIPE_SECRET_KEY could not be read from Secret Manager in time."
+        }
         assert took < ANSWER_WITHIN_SECONDS
     assert secret_manager.calls[KEY_VERSION] == 1  # the eight requests shared one read
     assert standin.request_count == 0
@@ -226,3 +238,24 @@ def test_webhook_secrets_that_are_not_all_signing_secrets_are_refused_with_their
 
 def test_blank_entries_between_webhook_secrets_are_skipped():
     assert secrets.webhook_secrets("whsec_old,, whsec_new ,") == ("whsec_old", "whsec_new")
+
+
+def test_a_webhook_secret_that_cannot_be_read_is_a_500_naming_it(client, secret_manager, monkeypatch):
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "projects/hero-me/secrets/nope/versions/1")
+
+    response = client.post("/webhook", content="{}", headers={"Stripe-Signature": "t=1,v1=ab"})
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "Server misconfigured: STRIPE_WEBHOOK_SECRET could not be read from Secret Manager (NotFound)."
+    }
+
+
+def test_a_key_that_cannot_be_read_says_why_in_its_answer(client, secret_manager, monkeypatch):
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "projects/hero-me/secrets/nope/versions/1")
+
+    response = client.post(CREATE, json={})
+
+    assert response.json() == {
+        "error": "Server misconfigured: STRIPE_SECRET_KEY could not be read from Secret Manager (NotFound)."
+    }
