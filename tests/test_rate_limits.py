@@ -234,3 +234,43 @@ def test_after_a_failure_the_store_is_left_alone_for_a_pause(client, monkeypatch
     assert during_the_pause < 0.5
     assert after_the_pause >= ratelimit.SHARED_TIMEOUT_SECONDS
     assert [line["error"] for line in outage_lines(log_lines)] == ["TimeoutError"] * 3
+
+
+# --------------------------------------------------------------------------
+# Counts shared by instances, in a real Redis
+
+
+def test_two_instances_sharing_redis_enforce_one_limit(new_client, monkeypatch, redis_server, log_lines):
+    monkeypatch.setenv("RATE_LIMIT_STORAGE_URI", redis_server.url)
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "2/minute")
+    first, second = new_client(), new_client()
+
+    codes = [post_from(instance, "203.0.113.7").status_code for instance in (first, second, first, second)]
+
+    assert codes == [200, 200, 429, 429]
+    assert outage_lines(log_lines) == []
+
+
+def test_an_instance_counting_in_redis_says_so_once(new_client, monkeypatch, redis_server, log_lines):
+    monkeypatch.setenv("RATE_LIMIT_STORAGE_URI", redis_server.url)
+    client = new_client()
+    log_lines()
+
+    post_from(client, "203.0.113.7")
+    post_from(client, "203.0.113.7")
+
+    assert [line["message"] for line in log_lines() if "counted in" in line.get("message", "")] == [
+        "Rate limits are counted in redis through limits."
+    ]
+
+
+def test_a_redis_limit_is_a_429_saying_when_to_retry(new_client, monkeypatch, redis_server):
+    monkeypatch.setenv("RATE_LIMIT_STORAGE_URI", redis_server.url)
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+    client = new_client()
+    post_from(client, "203.0.113.7")
+
+    refused = post_from(client, "203.0.113.7")
+
+    assert refused.status_code == 429
+    assert 55 <= int(refused.headers["Retry-After"]) <= 60
