@@ -145,3 +145,14 @@ def test_the_request_line_names_the_session_and_where_the_answer_came_from(clien
     [line] = [entry for entry in log_lines() if entry.get("endpoint") == "session_status"]
     assert (line["severity"], line["message"], line["status"]) == ("INFO", "session_status 200", 200)
     assert (line["session_id"], line["outcome"], line["answered_from"]) == (session_id, "open", "stripe")
+
+
+def test_an_instance_says_once_where_payment_records_are_stored(client, sqlite_payments, session_id, log_lines):
+    log_lines()
+
+    status_of(client, session_id)
+    status_of(client, session_id)
+
+    stored_in = [line["message"] for line in log_lines() if line.get("message", "").startswith("Payment records")]
+    assert len(stored_in) == 1
+    assert stored_in[0].startswith("Payment records are stored in SQLite")
