@@ -241,6 +241,9 @@ SERVED_PROCESS = """
 import logging, warnings
 logging.basicConfig()  # a plain handler some library set up: it must not print the records again
 import main  # the entry point installs the JSON writer
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import secretmanager
+secretmanager.SecretManagerServiceClient(credentials=AnonymousCredentials())  # sets up Google's library logging
 logging.getLogger("google.api_core.retry").warning("Retrying due to %s", "Unavailable")
 warnings.warn("the old client is deprecated", UserWarning)
 logging.getLogger("stripe").info("not shown: below WARNING")
@@ -489,3 +492,22 @@ def test_warnings_become_log_records(log_lines):
     [line] = log_lines()
     assert (line["severity"], line["logger"]) == ("WARNING", "py.warnings")
     assert "the old client is deprecated" in line["message"]
+
+
+@pytest.mark.parametrize(("before", "after"), [(logging.NOTSET, logging.WARNING), (logging.DEBUG, logging.DEBUG)])
+def test_googles_loggers_get_a_level_so_its_clients_leave_them_reaching_the_root(before, after):
+    root, google = logging.getLogger(), logging.getLogger("google")
+    handlers, level, google_level = list(root.handlers), root.level, google.level
+    root.handlers[:] = []
+    root.setLevel(logging.NOTSET)
+    google.setLevel(before)
+    try:
+        logs.install()
+        installed = google.level
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        google.setLevel(google_level)
+        logging.captureWarnings(False)
+
+    assert installed == after

@@ -137,9 +137,11 @@ def test_a_stalled_secret_manager_is_a_json_500_naming_the_setting_within_ten_se
     answers = concurrent_creates(client, 8)
 
     for response, took in answers:
-        assert response.json() == {
-            "error": "Server misconfigured: STRIPE_SECRET_KEY could not be read from Secret Manager in time."
-        }
+        # Whichever bound ends the read first: ours ("in time") or the client's deadline (DeadlineExceeded).
+        assert response.json()["error"] in (
+            "Server misconfigured: STRIPE_SECRET_KEY could not be read from Secret Manager in time.",
+            "Server misconfigured: STRIPE_SECRET_KEY could not be read from Secret Manager (DeadlineExceeded).",
+        )
         assert took < ANSWER_WITHIN_SECONDS
     assert secret_manager.calls[KEY_VERSION] == 1  # the eight requests shared one read
     assert standin.request_count == 0
