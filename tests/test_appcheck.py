@@ -154,7 +154,7 @@ def test_a_request_without_a_token_is_a_401_and_never_reaches_stripe(client, app
     response = create(client)
 
     assert response.status_code == 401
-    assert "X-Firebase-AppCheck" in response.json()["error"]
+    assert response.json() == {"error": "Missing X-Firebase-AppCheck header: send an App Check token."}
     assert standin.request_count == 0
 
 
@@ -452,3 +452,9 @@ def test_a_key_published_for_encryption_is_not_used_to_verify_even_when_cached(c
 )
 def test_a_token_within_the_clock_leeway_is_accepted(client, app_check, keys, changes):
     assert create(client, token(keys["key-1"], **changes)).status_code == 200
+
+
+def test_a_key_set_with_no_signing_key_is_a_503_not_a_bad_token(client, app_check, keys):
+    app_check.published = []
+
+    assert create(client, token(keys["key-1"])).status_code == 503

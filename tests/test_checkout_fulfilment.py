@@ -231,3 +231,21 @@ def test_a_recorded_payment_is_answered_from_the_store_and_says_so(
 
     [line] = [entry for entry in log_lines() if entry.get("endpoint") == "session_status"]
     assert (line["session_id"], line["outcome"], line["answered_from"]) == (session_id, "paid", "store")
+
+
+def test_a_store_failure_line_carries_the_requests_trace(
+    new_client, standin, session_id, tmp_path, monkeypatch, log_lines
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("PAYMENTS_STORE", f"sqlite:///{blocker / 'payments.db'}")
+    client = new_client()
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    log_lines()
+
+    client.get(
+        STATUS_PATH, params={"session_id": session_id}, headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    )
+
+    [failure] = [line for line in log_lines() if line.get("message") == "Payment store read failed; asking Stripe."]
+    assert failure["logging.googleapis.com/trace"] == trace

@@ -516,3 +516,11 @@ def test_a_setting_error_names_the_setting_and_its_problem():
 def test_an_http_error_reads_as_its_message():
     assert str(HttpError(413, "Too large.")) == "Too large."
     assert HttpError(413, "Too large.").headers == {}
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"NaN", b'{"amount": -Infinity}'])
+def test_a_body_that_is_not_json_is_named_the_request_body_unless_told(raw):
+    with pytest.raises(InvalidRequest) as refused:
+        parse_json(raw)
+
+    assert str(refused.value) == "Request body is not JSON."

@@ -511,3 +511,17 @@ def test_googles_loggers_get_a_level_so_its_clients_leave_them_reaching_the_root
         logging.captureWarnings(False)
 
     assert installed == after
+
+
+def test_a_record_that_cannot_be_formatted_never_breaks_the_caller(json_logging, capsys):
+    [writer] = [handler for handler in json_logging.handlers if isinstance(handler, logs._JsonHandler)]
+    logger = logging.getLogger("tests.broken")
+    logger.addHandler(writer)  # ours alone: the test runner's own capture raises on such a record
+    logger.propagate = False
+    try:
+        logger.warning("%d payments", "several")
+    finally:
+        logger.removeHandler(writer)
+        logger.propagate = True
+
+    assert "--- Logging error ---" in capsys.readouterr().err

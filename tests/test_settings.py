@@ -191,7 +191,7 @@ def test_app_check_on_status_needs_the_project_number():
     with pytest.raises(SettingError) as refused:
         load(APP_CHECK_ON_STATUS="true")
 
-    assert refused.value.name == "APP_CHECK_ON_STATUS"
+    assert str(refused.value) == "APP_CHECK_ON_STATUS needs APP_CHECK_PROJECT_NUMBER to be set"
     assert load(APP_CHECK_ON_STATUS="true", APP_CHECK_PROJECT_NUMBER="123456789012").app_check_on_status
 
 
@@ -228,3 +228,21 @@ def test_the_environment_is_read_only_through_from_environment(monkeypatch):
     monkeypatch.setenv("FRONTEND_URL", "https://from-the-environment.example")
 
     assert settings.from_environment().frontend_url == "https://from-the-environment.example"
+
+
+def test_urls_keep_their_last_character_and_lose_only_trailing_slashes():
+    loaded = load(
+        FRONTEND_URL="http://localhost:5173/X/",
+        STRIPE_API_BASE="http://standin-X/",
+        ALLOWED_ORIGINS="http://devbox-X/",
+        PAYMENTS_STORE="sqlite:///X",
+    )
+
+    assert loaded.frontend_url == "http://localhost:5173/X"
+    assert loaded.stripe_api_base == "http://standin-X"
+    assert loaded.allowed_origins == {"http://devbox-X"}
+    assert loaded.payments_store == settings.StoreChoice("sqlite", Path("/X"))
+
+
+def test_an_sqlite_path_keeps_its_first_character():
+    assert load(PAYMENTS_STORE="sqlite:///Xdata.db").payments_store == settings.StoreChoice("sqlite", Path("/Xdata.db"))
