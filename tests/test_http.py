@@ -178,6 +178,34 @@ def test_a_method_not_served_is_a_405_naming_the_allowed_ones():
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def test_a_405_lists_every_method_served():
+    response = served(answering({}), methods=("GET", "POST")).delete("/")
+
+    assert response.json() == {"error": "Method not allowed; use GET, POST."}
+    assert response.headers["Allow"] == "GET, POST"
+
+
+def test_the_methods_an_endpoint_allows_are_known_to_the_api_description():
+    serve = endpoint("probe", answering({}), None, ("POST",), cors=True)
+
+    assert serve.allowed_methods == ("POST", "OPTIONS")
+    assert serve.__name__ == "probe"
+
+
+def test_an_answer_to_an_allowed_origin_names_it():
+    response = served(answering({}), cors=True).get("/", headers={"Origin": ORIGIN})
+
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert response.headers["Vary"] == "Origin"
+
+
+def test_without_cors_an_answer_names_no_origin():
+    response = served(answering({})).get("/", headers={"Origin": ORIGIN})
+
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
 def test_with_cors_the_allowed_methods_include_options():
     response = served(answering({}), methods=("GET",), cors=True).delete("/")
 
@@ -301,6 +329,16 @@ def test_an_outage_writes_an_error_line_with_stripes_request_id(log_lines):
     assert "@type" not in line  # an outage passes; the alert on 5xx rates watches it
 
 
+@pytest.mark.parametrize(("status", "severity"), [(500, "ERROR"), (499, "WARNING"), (400, "WARNING"), (399, "INFO")])
+def test_a_lines_severity_follows_its_status(log_lines, status, severity):
+    log_lines()
+
+    served(raising(HttpError(status, "Refused."))).get("/")
+
+    [line] = request_lines(log_lines)
+    assert line["severity"] == severity
+
+
 def test_an_error_without_a_stripe_request_id_names_none(log_lines):
     log_lines()
 
@@ -313,9 +351,12 @@ def test_an_error_without_a_stripe_request_id_names_none(log_lines):
 def test_a_setting_error_is_an_error_report_naming_the_setting(service_context, log_lines):
     log_lines()
 
-    served(raising(errors.SettingError("STRIPE_SECRET_KEY", "was rejected by Stripe"))).get("/")
+    served(raising(errors.SettingError("STRIPE_SECRET_KEY", "was rejected by Stripe"))).get(
+        "/", headers={"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"}
+    )
 
     [line] = request_lines(log_lines)
+    assert line["logging.googleapis.com/trace"] == f"projects/hero-me/traces/{TRACE}"
     assert line["@type"] == logs.REPORTED_ERROR
     assert line["message"].startswith("probe 500: STRIPE_SECRET_KEY was rejected by Stripe\nTraceback")
     assert (line["status"], line["error"], line["setting"]) == (500, "SettingError", "STRIPE_SECRET_KEY")
