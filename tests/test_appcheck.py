@@ -279,6 +279,7 @@ def test_while_the_jwks_is_down_requests_are_refused_at_once_without_another_fet
     response = create(client, token(keys["key-1"]))
 
     assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) == appcheck.RETRY_FETCH_AFTER_SECONDS
     assert time.monotonic() - started < 0.25
     assert app_check.fetches == 1
 
@@ -458,3 +459,18 @@ def test_a_key_set_with_no_signing_key_is_a_503_not_a_bad_token(client, app_chec
     app_check.published = []
 
     assert create(client, token(keys["key-1"])).status_code == 503
+
+
+def test_a_slow_jwks_that_answers_within_the_fetch_timeout_is_waited_for(client, app_check, keys, monkeypatch):
+    monkeypatch.setattr(appcheck, "FETCH_TIMEOUT_SECONDS", 0.8)
+    app_check.delay = 0.4
+
+    assert create(client, token(keys["key-1"])).status_code == 200
+
+
+def test_a_new_kid_while_the_jwks_is_unreachable_is_a_503_not_a_bad_token(client, app_check, keys, monkeypatch):
+    monkeypatch.setattr(appcheck, "REFRESH_COOLDOWN_SECONDS", 0.0)
+    assert create(client, token(keys["key-1"])).status_code == 200
+    app_check.stop()  # nothing listens any more: the refresh for key-2 cannot connect
+
+    assert create(client, token(keys["key-2"])).status_code == 503

@@ -419,3 +419,31 @@ def test_a_body_is_accepted_within_stripes_limits_or_refused_quoting_nothing(bod
         assert 1 <= len(key) <= METADATA_KEY_MAX_CHARS and "[" not in key and "]" not in key
         assert isinstance(value, str) and len(value) <= METADATA_VALUE_MAX_CHARS
     json.dumps(fields, ensure_ascii=False).encode("utf-8")  # nothing Stripe's form encoding would choke on
+
+
+# -- each refusal of the body, and how it names a key -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"metadata": ["board"]}, "metadata must be an object of string values."),
+        ({"metadata": {"a[b": "v"}}, "metadata keys must be 1-40 characters without '[' or ']' (entry 1)."),
+        ({"metadata": {"ok": "v", "a]b": "v"}}, "metadata keys must be 1-40 characters without '[' or ']' (entry 2)."),
+        ({"customer_email": ["buyer@example.com"]}, "customer_email must be a string."),
+        ({"customer_email": "buyer@"}, "customer_email is not a valid email address."),
+    ],
+)
+def test_each_refusal_says_what_to_fix(body, message):
+    with pytest.raises(InvalidRequest) as refused:
+        parse_body(json.dumps(body).encode())
+
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [("abcdefgh", "abcdefgh"), ("abcdefghi", "abcdefgh..."), ("née_x-1", "n?e_x-1"), ("a b/c", "a?b?c")],
+)
+def test_a_key_is_shown_as_its_first_eight_ascii_letters_digits_underscores_or_hyphens(key, shown):
+    assert create.label(key) == shown
