@@ -16,6 +16,7 @@ mutants; a mutant with no test calling its function counts as a survivor.
     python -m devtools.mutate                 # a fresh run of every mutant, then the report
     python -m devtools.mutate --report        # the report of the last run only
     python -m devtools.mutate 'payments.state.*'   # rerun some mutants (after a fresh run), then report
+    python -m devtools.mutate --again         # after adding tests: retest what the last run did not kill
 
 Exit status 1 when a meaningful mutant survived, or when an equivalence no
 longer matches its mutant (the code changed: look again).
@@ -67,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="mutants to rerun (mutmut's names; * matches anything)")
     parser.add_argument("--report", action="store_true", help="only report the last run")
+    parser.add_argument("--again", action="store_true", help="retest every mutant the last run did not kill")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--as-toml", action="store_true", help="also print the survivors as equivalence entries")
     args = parser.parse_args(argv)
 
     os.chdir(ROOT)  # mutmut reads its settings and writes mutants/ relative to the working directory
+    if args.again:
+        args.names = [mutant.name for mutant in load_mutants() if not mutant.detected]
     if not args.report:
         if not args.names:
             shutil.rmtree(MUTANTS, ignore_errors=True)  # a fresh run: no result from older code or tests is kept
