@@ -55,11 +55,13 @@ def test_any_bytes_are_a_value_or_an_invalid_request(raw):
 def test_json_is_read_back_unless_it_holds_a_lone_surrogate(value):
     raw = json.dumps(value).encode("ascii")  # escaped, as a browser's JSON.stringify may send it
 
-    if any(LONE_SURROGATE.search(s) for s in strings_in(value)):
+    # A high and a low surrogate side by side are one character once parsed, not lone ones.
+    read = json.loads(raw)
+    if any(LONE_SURROGATE.search(s) for s in strings_in(read)):
         with pytest.raises(InvalidRequest, match="not valid Unicode"):
             parse_json(raw)
     else:
-        assert parse_json(raw) == value
+        assert parse_json(raw) == read
 
 
 @pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"a":' * 5_000 + b"1" + b"}" * 5_000, b"[" * 900 + b"]" * 900])
