@@ -39,7 +39,9 @@ MUTANTS = ROOT / "mutants"
 EQUIVALENTS = ROOT / "devtools" / "equivalent_mutants.toml"
 
 # mutmut's exit codes of a mutant's test run (mutmut.stats.status_by_exit_code), grouped for the score.
+# A run killed for taking too long (SIGXCPU, or SIGKILL past its wall-clock limit) or that crashed counts as killed.
 KILLED = {1: "killed", 3: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout"}
+KILLED |= {-9: "timeout", -11: "crashed"}
 SURVIVED = {0: "survived", 5: "no tests", 33: "no tests"}
 
 
@@ -48,10 +50,6 @@ class Mutant:
     name: str  # module.x_function__mutmut_N, as mutmut names it
     path: str  # the source file, relative to the repository
     exit_code: int | None
-
-    @property
-    def module(self) -> str:
-        return self.path.removesuffix(".py").replace("/", ".")
 
     @property
     def status(self) -> str:
@@ -76,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # mutmut reads its settings and writes mutants/ relative to the working directory
     if args.again:
         args.names = [mutant.name for mutant in load_mutants() if not mutant.detected]
+        args.report = args.report or not args.names  # nothing left to retest
     if not args.report:
         if not args.names:
             shutil.rmtree(MUTANTS, ignore_errors=True)  # a fresh run: no result from older code or tests is kept
