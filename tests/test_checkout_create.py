@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -266,7 +267,7 @@ def test_the_key_sent_to_stripe_is_scoped_and_within_stripes_limit(client, stand
     client.post(PATH, json={}, headers={"Idempotency-Key": "k" * 255, "X-Forwarded-For": "203.0.113.7"})
 
     (sent,) = [r.headers.get("Idempotency-Key") for r in standin.requests if r.path == "/v1/checkout/sessions"]
-    assert sent == create.scoped_idempotency_key("k" * 255, "203.0.113.7")
+    assert sent == hashlib.sha256(("203.0.113.7\n\n" + "k" * 255).encode()).hexdigest()  # client, no app id, key
     assert "k" * 255 not in sent and len(sent) <= 255
 
 
@@ -447,3 +448,10 @@ def test_each_refusal_says_what_to_fix(body, message):
 )
 def test_a_key_is_shown_as_its_first_eight_ascii_letters_digits_underscores_or_hyphens(key, shown):
     assert create.label(key) == shown
+
+
+def test_the_key_sent_to_stripe_is_scoped_to_the_app_too():
+    assert (
+        create.scoped_idempotency_key("k", "203.0.113.7", "1:123:web:abc")
+        == hashlib.sha256(b"203.0.113.7\n1:123:web:abc\nk").hexdigest()
+    )

@@ -249,3 +249,22 @@ def test_a_store_failure_line_carries_the_requests_trace(
 
     [failure] = [line for line in log_lines() if line.get("message") == "Payment store read failed; asking Stripe."]
     assert failure["logging.googleapis.com/trace"] == trace
+
+
+def test_an_expired_session_read_from_stripe_is_recorded(client, sqlite_payments, standin, session_id):
+    standin.expire(session_id)
+
+    status(client, session_id)
+
+    assert sqlite_payments.record(session_id)["outcome"] == "expired"
+
+
+def test_a_refund_known_before_the_sessions_events_shows_when_the_buyer_asks(
+    client, sqlite_payments, standin, session_id, deliver
+):
+    standin.complete(session_id)
+    for event in standin.refund_payment(session_id):
+        if event["type"] == "charge.refunded":
+            assert deliver(event).status_code == 200  # the session's own events have not arrived
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "refunded"}

@@ -156,3 +156,17 @@ def test_an_instance_says_once_where_payment_records_are_stored(client, sqlite_p
     stored_in = [line["message"] for line in log_lines() if line.get("message", "").startswith("Payment records")]
     assert len(stored_in) == 1
     assert stored_in[0].startswith("Payment records are stored in SQLite")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "Missing query parameter: session_id."),
+        ("pi_3MtwBw", "session_id is not a Checkout Session id (cs_test_… or cs_live_…)."),
+        ("cs_live_a1B2c3", "session_id is a live-mode session but this server uses test mode."),
+    ],
+)
+def test_each_refused_session_id_says_why(client, standin, value, message):
+    response = client.get(PATH, params={"session_id": value} if value else {})
+
+    assert response.json() == {"error": message}
