@@ -39,5 +39,9 @@ lock: setup
 bench: setup
 	$(PY) -m bench $(ARGS)
 
+# Mutation testing (devtools/mutate.py): minutes, so not part of make test.
+mutate: setup
+	$(PY) -m devtools.mutate $(ARGS)
+
 clean:
 	rm -rf $(VENV) .local .pytest_cache

@@ -142,4 +142,9 @@ def install() -> None:
     root.addHandler(_JsonHandler())
     if root.level == logging.NOTSET or root.level > logging.WARNING:
         root.setLevel(logging.WARNING)
+    # Google's client libraries, on their first client, stop the "google" loggers from
+    # reaching the root unless the application has configured them: given a level, they do.
+    google = logging.getLogger("google")
+    if google.level == logging.NOTSET:
+        google.setLevel(root.level)
     logging.captureWarnings(True)

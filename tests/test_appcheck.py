@@ -111,8 +111,13 @@ def app_check(env, monkeypatch, jwks):
     return jwks
 
 
+class FromNow(int):
+    """A time claim in seconds from when the token is signed, not from when the tests were collected."""
+
+
 def claims(**changes) -> dict:
     now = int(time.time())
+    changes = {k: now + v if isinstance(v, FromNow) else v for k, v in changes.items()}
     values = {
         "iss": f"https://firebaseappcheck.googleapis.com/{PROJECT_NUMBER}",
         "aud": [f"projects/{PROJECT_NUMBER}", "projects/herome-example"],
@@ -149,20 +154,20 @@ def test_a_request_without_a_token_is_a_401_and_never_reaches_stripe(client, app
     response = create(client)
 
     assert response.status_code == 401
-    assert "X-Firebase-AppCheck" in response.json()["error"]
+    assert response.json() == {"error": "Missing X-Firebase-AppCheck header: send an App Check token."}
     assert standin.request_count == 0
 
 
 @pytest.mark.parametrize(
     "changes",
     [
-        {"exp": int(time.time()) - appcheck.LEEWAY_SECONDS - 10},
+        {"exp": FromNow(-appcheck.LEEWAY_SECONDS - 10)},
         {"aud": ["projects/999999999999", "projects/someone-else"]},
         {"aud": None},
         {"iss": "https://firebaseappcheck.googleapis.com/999999999999"},
         {"iss": "https://securetoken.google.com/herome-example"},
         {"sub": None},
-        {"iat": int(time.time()) + appcheck.LEEWAY_SECONDS + 60},
+        {"iat": FromNow(appcheck.LEEWAY_SECONDS + 60)},
     ],
     ids=[
         "expired",
@@ -274,6 +279,7 @@ def test_while_the_jwks_is_down_requests_are_refused_at_once_without_another_fet
     response = create(client, token(keys["key-1"]))
 
     assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) == appcheck.RETRY_FETCH_AFTER_SECONDS
     assert time.monotonic() - started < 0.25
     assert app_check.fetches == 1
 
@@ -366,3 +372,105 @@ def test_pyjwt_is_imported_only_when_app_check_is_on():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
     assert run.stdout.strip() == "False", run.stderr[-2000:]
+
+
+def app_check_reason(client, log_lines, app_token: str | None) -> tuple[int, str]:
+    log_lines()
+    response = create(client, app_token)
+    (line,) = [line for line in log_lines() if line.get("endpoint") == "create_embedded_session"]
+    return response.status_code, line.get("app_check")
+
+
+def test_an_invalid_token_is_told_to_get_a_fresh_one(client, app_check, keys):
+    response = create(client, token(keys["key-1"], sub=""))
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "Invalid App Check token; get a fresh one and retry."}
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda keys: None, "missing"),
+        (lambda keys: "x" * (appcheck.MAX_TOKEN_CHARS + 1), "too_long"),
+        (lambda keys: "x" * appcheck.MAX_TOKEN_CHARS, "malformed"),
+        (
+            lambda keys: jwt.encode(claims(), keys["key-1"].private, algorithm="RS256", headers={"typ": "JOSE"}),
+            "header",
+        ),
+        (lambda keys: jwt.encode(claims(), keys["key-1"].private, algorithm="RS256"), "header"),
+        (lambda keys: token(keys["key-1"], sub=""), "subject"),
+        (lambda keys: token(keys["key-1"], aud=["projects/1"]), "InvalidAudienceError"),
+    ],
+    ids=[
+        "missing",
+        "one char too long",
+        "longest, but not a JWT",
+        "not typed JWT",
+        "no kid",
+        "empty subject",
+        "audience",
+    ],
+)
+def test_the_log_line_names_why_a_token_was_refused(client, app_check, keys, log_lines, make, reason):
+    assert app_check_reason(client, log_lines, make(keys)) == (401, reason)
+
+
+def test_a_kid_not_among_the_cached_keys_is_an_unknown_key(client, app_check, keys, log_lines):
+    assert create(client, token(keys["key-1"])).status_code == 200
+    forged = jwt.encode(claims(), keys["key-1"].private, algorithm="RS256", headers={"kid": "forged"})
+
+    assert app_check_reason(client, log_lines, forged) == (401, "unknown_key")
+
+
+def test_keys_that_cannot_be_fetched_are_named_on_the_log_line(client, app_check, keys, log_lines):
+    app_check.down = True
+
+    assert app_check_reason(client, log_lines, token(keys["key-1"])) == (503, "keys_unavailable")
+
+
+class PublishedFor:
+    """A key as App Check's JWKS would list it for another use."""
+
+    def __init__(self, key: SigningKey, use: str):
+        self.key, self.use = key, use
+
+    def jwk(self) -> dict:
+        return {**self.key.jwk(), "use": self.use}
+
+
+def test_a_key_published_for_encryption_is_not_used_to_verify_even_when_cached(client, app_check, keys):
+    app_check.published = [PublishedFor(keys["key-1"], "enc"), keys["key-2"]]
+    assert create(client, token(keys["key-2"])).status_code == 200  # the key set is cached now
+
+    assert create(client, token(keys["key-1"])).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"iat": FromNow(appcheck.LEEWAY_SECONDS - 10)}, {"exp": FromNow(-appcheck.LEEWAY_SECONDS + 10)}],
+    ids=["issued a little ahead of our clock", "expired a moment ago by our clock"],
+)
+def test_a_token_within_the_clock_leeway_is_accepted(client, app_check, keys, changes):
+    assert create(client, token(keys["key-1"], **changes)).status_code == 200
+
+
+def test_a_key_set_with_no_signing_key_is_a_503_not_a_bad_token(client, app_check, keys):
+    app_check.published = []
+
+    assert create(client, token(keys["key-1"])).status_code == 503
+
+
+def test_a_slow_jwks_that_answers_within_the_fetch_timeout_is_waited_for(client, app_check, keys, monkeypatch):
+    monkeypatch.setattr(appcheck, "FETCH_TIMEOUT_SECONDS", 0.8)
+    app_check.delay = 0.4
+
+    assert create(client, token(keys["key-1"])).status_code == 200
+
+
+def test_a_new_kid_while_the_jwks_is_unreachable_is_a_503_not_a_bad_token(client, app_check, keys, monkeypatch):
+    monkeypatch.setattr(appcheck, "REFRESH_COOLDOWN_SECONDS", 0.0)
+    assert create(client, token(keys["key-1"])).status_code == 200
+    app_check.stop()  # nothing listens any more: the refresh for key-2 cannot connect
+
+    assert create(client, token(keys["key-2"])).status_code == 503

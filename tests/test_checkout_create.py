@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -229,11 +230,22 @@ def test_metadata_at_stripes_limits_is_accepted(client):
     assert client.post(PATH, json={"metadata": longest_value}).status_code == 200
 
 
-def test_body_over_16_kib_is_refused_with_413(client, standin):
-    response = client.post(PATH, content=b"{" + b" " * (16 * 1024) + b"}", headers={"Content-Type": "application/json"})
+def json_body_of(size: int) -> bytes:
+    """An empty JSON object padded with spaces to `size` bytes."""
+    return b"{" + b" " * (size - 2) + b"}"
+
+
+def test_a_body_of_exactly_16_kib_is_accepted(client):
+    response = client.post(PATH, content=json_body_of(16 * 1024), headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 200
+
+
+def test_a_body_one_byte_over_16_kib_is_refused_with_413(client, standin):
+    response = client.post(PATH, content=json_body_of(16 * 1024 + 1), headers={"Content-Type": "application/json"})
 
     assert response.status_code == 413
-    assert "error" in response.json()
+    assert response.json() == {"error": "Request body is larger than 16384 bytes."}
     assert standin.request_count == 0
 
 
@@ -262,7 +274,7 @@ def test_the_key_sent_to_stripe_is_scoped_and_within_stripes_limit(client, stand
     client.post(PATH, json={}, headers={"Idempotency-Key": "k" * 255, "X-Forwarded-For": "203.0.113.7"})
 
     (sent,) = [r.headers.get("Idempotency-Key") for r in standin.requests if r.path == "/v1/checkout/sessions"]
-    assert sent == create.scoped_idempotency_key("k" * 255, "203.0.113.7")
+    assert sent == hashlib.sha256(("203.0.113.7\n\n" + "k" * 255).encode()).hexdigest()  # client, no app id, key
     assert "k" * 255 not in sent and len(sent) <= 255
 
 
@@ -276,11 +288,19 @@ def test_same_idempotency_key_with_another_body_is_a_409(client):
     assert "Idempotency-Key" in response.json()["error"]
 
 
+def test_an_idempotency_key_of_255_characters_is_accepted(client, standin):
+    response = client.post(PATH, json={}, headers={"Idempotency-Key": "k" * 255})
+
+    assert response.status_code == 200
+    assert len(standin.sessions) == 1
+
+
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9".encode("utf-8")], ids=["empty", "256 chars", "non-ASCII"])
 def test_malformed_idempotency_key_is_refused(client, standin, key):
     response = client.post(PATH, json={}, headers={"Idempotency-Key": key})
 
     assert response.status_code == 400
+    assert response.json() == {"error": "Idempotency-Key must be 1-255 printable ASCII characters."}
     assert standin.request_count == 0
 
 
@@ -407,3 +427,38 @@ def test_a_body_is_accepted_within_stripes_limits_or_refused_quoting_nothing(bod
         assert 1 <= len(key) <= METADATA_KEY_MAX_CHARS and "[" not in key and "]" not in key
         assert isinstance(value, str) and len(value) <= METADATA_VALUE_MAX_CHARS
     json.dumps(fields, ensure_ascii=False).encode("utf-8")  # nothing Stripe's form encoding would choke on
+
+
+# -- each refusal of the body, and how it names a key -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"metadata": ["board"]}, "metadata must be an object of string values."),
+        ({"metadata": {"a[b": "v"}}, "metadata keys must be 1-40 characters without '[' or ']' (entry 1)."),
+        ({"metadata": {"ok": "v", "a]b": "v"}}, "metadata keys must be 1-40 characters without '[' or ']' (entry 2)."),
+        ({"customer_email": ["buyer@example.com"]}, "customer_email must be a string."),
+        ({"customer_email": "buyer@"}, "customer_email is not a valid email address."),
+    ],
+)
+def test_each_refusal_says_what_to_fix(body, message):
+    with pytest.raises(InvalidRequest) as refused:
+        parse_body(json.dumps(body).encode())
+
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [("abcdefgh", "abcdefgh"), ("abcdefghi", "abcdefgh..."), ("née_x-1", "n?e_x-1"), ("a b/c", "a?b?c")],
+)
+def test_a_key_is_shown_as_its_first_eight_ascii_letters_digits_underscores_or_hyphens(key, shown):
+    assert create.label(key) == shown
+
+
+def test_the_key_sent_to_stripe_is_scoped_to_the_app_too():
+    assert (
+        create.scoped_idempotency_key("k", "203.0.113.7", "1:123:web:abc")
+        == hashlib.sha256(b"203.0.113.7\n1:123:web:abc\nk").hexdigest()
+    )

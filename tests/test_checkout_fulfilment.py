@@ -164,8 +164,11 @@ def test_a_store_outage_still_answers_the_buyer_from_stripe_and_logs_an_error(
     assert standin.request_count == calls + 1
 
     lines = log_lines()
-    errors = [line for line in lines if line.get("severity") == "ERROR"]
-    assert errors and all(line["endpoint"] == "session_status" for line in errors)
+    errors = [(line["message"], line["endpoint"], line["error"]) for line in lines if line.get("severity") == "ERROR"]
+    assert errors == [
+        ("Payment store read failed; asking Stripe.", "session_status", "StoreUnavailable"),
+        ("Could not record the settled session.", "session_status", "StoreUnavailable"),
+    ]
     assert [line["status"] for line in lines if line.get("message") == "session_status 200"] == [200]
 
 
@@ -202,3 +205,66 @@ def test_a_refund_recorded_by_the_webhook_is_answered_without_asking_stripe(
 
     assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "refunded"}
     assert standin.request_count == calls
+
+
+def test_a_settled_session_that_fails_our_checks_is_answered_logged_and_not_recorded(
+    client, sqlite_payments, standin, session_id, log_lines
+):
+    standin.complete(session_id, customer_email="b" * 600 + "@example.com")  # longer than any address Stripe keeps
+    log_lines()
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "paid"}
+
+    errors = [(line["message"], line["error"]) for line in log_lines() if line.get("severity") == "ERROR"]
+    assert errors == [("Stripe's session did not pass our checks; not recorded.", "InvalidRequest")]
+    assert sqlite_payments.record(session_id) is None
+
+
+def test_a_recorded_payment_is_answered_from_the_store_and_says_so(
+    client, sqlite_payments, standin, session_id, log_lines
+):
+    standin.complete(session_id)
+    status(client, session_id)
+    log_lines()
+
+    status(client, session_id)
+
+    [line] = [entry for entry in log_lines() if entry.get("endpoint") == "session_status"]
+    assert (line["session_id"], line["outcome"], line["answered_from"]) == (session_id, "paid", "store")
+
+
+def test_a_store_failure_line_carries_the_requests_trace(
+    new_client, standin, session_id, tmp_path, monkeypatch, log_lines
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("PAYMENTS_STORE", f"sqlite:///{blocker / 'payments.db'}")
+    client = new_client()
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    log_lines()
+
+    client.get(
+        STATUS_PATH, params={"session_id": session_id}, headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    )
+
+    [failure] = [line for line in log_lines() if line.get("message") == "Payment store read failed; asking Stripe."]
+    assert failure["logging.googleapis.com/trace"] == trace
+
+
+def test_an_expired_session_read_from_stripe_is_recorded(client, sqlite_payments, standin, session_id):
+    standin.expire(session_id)
+
+    status(client, session_id)
+
+    assert sqlite_payments.record(session_id)["outcome"] == "expired"
+
+
+def test_a_refund_known_before_the_sessions_events_shows_when_the_buyer_asks(
+    client, sqlite_payments, standin, session_id, deliver
+):
+    standin.complete(session_id)
+    for event in standin.refund_payment(session_id):
+        if event["type"] == "charge.refunded":
+            assert deliver(event).status_code == 200  # the session's own events have not arrived
+
+    assert status(client, session_id) == {"status": "complete", "payment_status": "paid", "outcome": "refunded"}

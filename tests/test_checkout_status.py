@@ -137,6 +137,17 @@ def test_a_final_outcome_is_logged_with_its_session(client, standin, session_id,
     assert (line["session_id"], line["outcome"], line["status"]) == (session_id, "paid", 200)
 
 
+def test_the_request_line_says_where_the_answer_came_from(client, standin, session_id, log_lines):
+    standin.complete(session_id, payment_status="paid")
+    log_lines()
+
+    status_of(client, session_id)
+
+    [line] = [entry for entry in log_lines() if entry.get("endpoint") == "session_status"]
+    assert (line["severity"], line["message"], line["status"]) == ("INFO", "session_status 200", 200)
+    assert (line["session_id"], line["outcome"], line["answered_from"]) == (session_id, "paid", "stripe")
+
+
 def test_a_refused_status_request_is_always_logged(client, log_lines):
     log_lines()
 
@@ -144,3 +155,46 @@ def test_a_refused_status_request_is_always_logged(client, log_lines):
 
     (line,) = [line for line in log_lines() if line.get("endpoint") == "session_status"]
     assert (line["status"], line["severity"]) == (400, "WARNING")
+
+
+def test_a_request_stripe_refuses_is_a_500_that_says_it_is_ours_not_a_404(client, standin, session_id):
+    standin.fail_next(1, status=400)
+
+    response = status_of(client, session_id)
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "Our request to the payment provider was wrong; it has been logged."}
+
+
+def test_a_session_stripe_keeps_locked_is_a_502(client, standin, session_id):
+    standin.fail_next(10, status=409)
+
+    response = status_of(client, session_id)
+
+    assert response.status_code == 502
+    assert response.json() == {"error": "Payment provider is unavailable; try again shortly."}
+
+
+def test_an_instance_says_once_where_payment_records_are_stored(client, sqlite_payments, session_id, log_lines):
+    log_lines()
+
+    status_of(client, session_id)
+    status_of(client, session_id)
+
+    stored_in = [line["message"] for line in log_lines() if line.get("message", "").startswith("Payment records")]
+    assert len(stored_in) == 1
+    assert stored_in[0].startswith("Payment records are stored in SQLite")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "Missing query parameter: session_id."),
+        ("pi_3MtwBw", "session_id is not a Checkout Session id (cs_test_… or cs_live_…)."),
+        ("cs_live_a1B2c3", "session_id is a live-mode session but this server uses test mode."),
+    ],
+)
+def test_each_refused_session_id_says_why(client, standin, value, message):
+    response = client.get(PATH, params={"session_id": value} if value else {})
+
+    assert response.json() == {"error": message}

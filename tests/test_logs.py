@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import traceback
+import warnings
+from datetime import UTC, datetime
 
 import pytest
 
@@ -237,6 +241,9 @@ SERVED_PROCESS = """
 import logging, warnings
 logging.basicConfig()  # a plain handler some library set up: it must not print the records again
 import main  # the entry point installs the JSON writer
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import secretmanager
+secretmanager.SecretManagerServiceClient(credentials=AnonymousCredentials())  # sets up Google's library logging
 logging.getLogger("google.api_core.retry").warning("Retrying due to %s", "Unavailable")
 warnings.warn("the old client is deprecated", UserWarning)
 logging.getLogger("stripe").info("not shown: below WARNING")
@@ -265,3 +272,256 @@ def test_library_logging_and_warnings_become_one_json_line_each_in_a_served_proc
     assert "UserWarning: the old client is deprecated" in warning["message"]
     assert (failure["severity"], failure["@type"], failure["logger"]) == ("ERROR", logs.REPORTED_ERROR, "urllib3")
     assert failure["message"].startswith("connection pool failed\nTraceback")
+
+
+# -- the writer ------------------------------------------------------------------------------
+
+
+def test_without_a_project_a_line_carries_the_bare_trace_id(log_lines):
+    logs.configure(None)
+
+    fields = logs.trace_fields({"traceparent": f"00-{TRACE}-{W3C_SPAN}-01"})
+
+    assert fields["logging.googleapis.com/trace"] == TRACE
+
+
+@pytest.mark.parametrize(("flags", "sampled"), [("10", False), ("0b", True)])
+def test_only_the_lowest_bit_of_the_hex_trace_flags_means_sampled(project, flags, sampled):
+    fields = logs.trace_fields({"traceparent": f"00-{TRACE}-{W3C_SPAN}-{flags}"})
+
+    assert fields["logging.googleapis.com/trace_sampled"] is sampled
+
+
+@pytest.mark.parametrize(
+    ("header", "span"),
+    [
+        (f"{CLOUD_TRACE}/123;o=1", "000000000000007b"),
+        (f"{CLOUD_TRACE}/200", "00000000000000c8"),
+        (f"{CLOUD_TRACE}/{2**64 - 1};o=0", "ffffffffffffffff"),
+    ],
+)
+def test_x_cloud_trace_context_spans_up_to_64_bits_are_kept_in_hex(project, header, span):
+    assert logs.trace_fields({"x-cloud-trace-context": header})["logging.googleapis.com/spanId"] == span
+
+
+def test_a_zero_span_is_left_out(project):
+    fields = logs.trace_fields({"x-cloud-trace-context": f"{CLOUD_TRACE}/0;o=1"})
+
+    assert "logging.googleapis.com/spanId" not in fields
+    assert fields["logging.googleapis.com/trace"] == f"projects/hero-me/traces/{CLOUD_TRACE}"
+
+
+@pytest.mark.parametrize(("severity", "stream"), [("ERROR", "err"), ("CRITICAL", "err"), ("WARNING", "out")])
+def test_errors_go_to_stderr_and_the_rest_to_stdout(capsys, severity, stream):
+    logs.write(severity, "a line")
+
+    captured = capsys.readouterr()
+    assert json.loads(getattr(captured, stream)) == {"severity": severity, "message": "a line"}
+    assert getattr(captured, "out" if stream == "err" else "err") == ""
+
+
+def test_a_field_json_cannot_hold_is_written_as_its_text(log_lines):
+    log_lines()
+
+    logs.write("INFO", "a line", at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+    assert log_lines() == [{"severity": "INFO", "message": "a line", "at": "2026-01-02 03:04:05+00:00"}]
+
+
+def nested_failure() -> Exception:
+    def inner():
+        raise KeyError("buyer@example.com")
+
+    try:
+        inner()
+    except KeyError as caught:
+        return caught
+    raise AssertionError("inner() raised nothing")
+
+
+def test_an_error_report_is_the_message_then_pythons_traceback_then_the_class(project, log_lines):
+    error = nested_failure()
+    log_lines()
+
+    logs.error_report("probe: unhandled KeyError", error)
+
+    [line] = log_lines()
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    assert line["message"] == f"probe: unhandled KeyError\nTraceback (most recent call last):\n{stack}KeyError"
+
+
+def test_an_error_report_outside_cloud_run_names_a_local_service(log_lines):
+    logs.configure(None)
+    log_lines()
+
+    logs.error_report("probe failed", nested_failure())
+
+    [line] = log_lines()
+    assert line["serviceContext"] == {"service": "payments", "version": "local"}
+
+
+# -- Python's logging, in this process -------------------------------------------------------
+
+
+@pytest.fixture
+def json_logging():
+    """`logs.install()` on this process's root logger, undone after the test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    logs.install()
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
+def test_a_library_warning_is_one_json_line_naming_its_logger(json_logging, log_lines):
+    log_lines()
+
+    logging.getLogger("google.api_core.retry").warning("Retrying due to %s", "Unavailable")
+
+    assert log_lines() == [
+        {"severity": "WARNING", "message": "Retrying due to Unavailable", "logger": "google.api_core.retry"}
+    ]
+
+
+def test_a_logged_exception_is_an_error_report_naming_its_logger(json_logging, log_lines):
+    log_lines()
+
+    try:
+        {}["missing"]
+    except KeyError:
+        logging.getLogger("urllib3").exception("connection pool failed")
+
+    [line] = log_lines()
+    assert line["@type"] == logs.REPORTED_ERROR
+    assert line["logger"] == "urllib3"
+    assert line["message"].startswith("connection pool failed\nTraceback (most recent call last):\n")
+    assert line["message"].endswith("\nKeyError")
+
+
+@pytest.mark.parametrize(
+    ("level", "severity"),
+    [
+        (60, "CRITICAL"),
+        (50, "CRITICAL"),
+        (45, "ERROR"),
+        (40, "ERROR"),
+        (35, "WARNING"),
+        (30, "WARNING"),
+        (25, "INFO"),
+        (20, "INFO"),
+        (15, "DEBUG"),
+    ],
+)
+def test_each_logging_level_has_cloud_loggings_severity(json_logging, log_lines, level, severity):
+    logger = logging.getLogger("tests.levels")
+    logger.setLevel(1)
+    log_lines()
+
+    logger.log(level, "a record")
+
+    assert [line["severity"] for line in log_lines()] == [severity]
+
+
+def test_installing_twice_writes_each_record_once(json_logging, log_lines):
+    logs.install()
+    log_lines()
+
+    logging.getLogger("tests.twice").warning("once")
+
+    assert [line["message"] for line in log_lines()] == ["once"]
+
+
+def test_a_plain_stream_handler_is_replaced_and_other_handlers_are_kept():
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    plain, other = logging.StreamHandler(), logging.NullHandler()
+    root.handlers[:] = [plain, other]
+    try:
+        logs.install()
+        kinds = [type(handler).__name__ for handler in root.handlers]
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.captureWarnings(False)
+
+    assert kinds == ["NullHandler", "_JsonHandler"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (logging.NOTSET, logging.WARNING),
+        (logging.ERROR, logging.WARNING),
+        (logging.INFO, logging.INFO),
+        (logging.WARNING, logging.WARNING),
+    ],
+)
+def test_the_root_level_lets_warnings_through_and_keeps_a_lower_one(before, after):
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    root.handlers[:] = []
+    root.setLevel(before)
+    try:
+        logs.install()
+        installed = root.level
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.captureWarnings(False)
+
+    assert installed == after
+
+
+def test_warnings_become_log_records(log_lines):
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    root.handlers[:] = []
+    log_lines()
+    try:
+        with warnings.catch_warnings():  # the test runner's own recording of warnings is set aside
+            warnings.simplefilter("always")
+            logs.install()
+            warnings.warn("the old client is deprecated", UserWarning, stacklevel=1)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.captureWarnings(False)
+
+    [line] = log_lines()
+    assert (line["severity"], line["logger"]) == ("WARNING", "py.warnings")
+    assert "the old client is deprecated" in line["message"]
+
+
+@pytest.mark.parametrize(("before", "after"), [(logging.NOTSET, logging.WARNING), (logging.DEBUG, logging.DEBUG)])
+def test_googles_loggers_get_a_level_so_its_clients_leave_them_reaching_the_root(before, after):
+    root, google = logging.getLogger(), logging.getLogger("google")
+    handlers, level, google_level = list(root.handlers), root.level, google.level
+    root.handlers[:] = []
+    root.setLevel(logging.NOTSET)
+    google.setLevel(before)
+    try:
+        logs.install()
+        installed = google.level
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        google.setLevel(google_level)
+        logging.captureWarnings(False)
+
+    assert installed == after
+
+
+def test_a_record_that_cannot_be_formatted_never_breaks_the_caller(json_logging, capsys):
+    [writer] = [handler for handler in json_logging.handlers if isinstance(handler, logs._JsonHandler)]
+    logger = logging.getLogger("tests.broken")
+    logger.addHandler(writer)  # ours alone: the test runner's own capture raises on such a record
+    logger.propagate = False
+    try:
+        logger.warning("%d payments", "several")
+    finally:
+        logger.removeHandler(writer)
+        logger.propagate = True
+
+    assert "--- Logging error ---" in capsys.readouterr().err

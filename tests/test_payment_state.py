@@ -482,3 +482,48 @@ def test_a_later_stage_of_a_dispute_wins_within_the_same_second(session):
 
     for order in ([opened, lost], [lost, opened]):
         assert apply_events([session_event(COMPLETED, session), *order])["dispute"]["status"] == "lost"
+
+
+# A session read from Stripe, alone.
+
+
+def test_a_paid_session_read_from_stripe_is_paid(session):
+    assert state.session_outcome(session_after(COMPLETED, session)) == "paid"
+
+
+def test_a_completed_session_whose_payment_intent_was_canceled_has_failed(session):
+    read = session_after(COMPLETED, session, payment_status="unpaid")
+    read["payment_intent"] = {"id": read["payment_intent"], "object": "payment_intent", "status": "canceled"}
+
+    assert state.delayed_payment_failed(read) is True
+
+
+def test_a_payment_intent_not_expanded_says_nothing_about_a_failure(session):
+    read = session_after(COMPLETED, session, payment_status="unpaid")
+
+    assert state.delayed_payment_failed(read) is False
+
+
+# same: whether a write would change anything.
+
+
+def test_a_first_record_is_never_the_same_as_nothing(session):
+    assert state.same(None, apply_events([session_event(COMPLETED, session)])) is False
+
+
+def test_records_differing_only_in_their_write_times_are_the_same(session):
+    record = apply_events([session_event(COMPLETED, session)])
+
+    assert state.same(record, {**record, "updated_at": "later", "paid_at": "later"}) is True
+
+
+def test_a_record_newly_paid_is_not_the_same_even_if_nothing_else_changed(session):
+    record = apply_events([session_event(COMPLETED, session)])
+
+    assert state.same({**record, "paid_at": None}, record) is False
+
+
+def test_a_record_with_another_fact_is_not_the_same(session):
+    record = apply_events([session_event(COMPLETED, session)])
+
+    assert state.same(record, {**record, "amount_refunded": 100}) is False

@@ -532,3 +532,37 @@ def test_firestore_operation_past_its_deadline_is_unavailable_at_once(monkeypatc
         return time.monotonic() - started
 
     assert asyncio.run(slow_operation()) < 1
+
+
+# -- which store an instance opens ---------------------------------------------------------
+
+
+def test_the_google_cloud_store_is_opened_with_the_collections_project_and_emulator_set():
+    from common import settings
+    from payments import stores
+
+    chosen = settings.from_env(
+        {
+            "PAYMENTS_STORE": "firestore",
+            "PAYMENTS_COLLECTION": "p",
+            "EVENTS_COLLECTION": "e",
+            "PAYMENT_INTENTS_COLLECTION": "i",
+            "GOOGLE_CLOUD_PROJECT": "hero-me",
+            "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080",
+        }
+    )
+
+    store = stores.open_store(chosen)
+
+    assert store.description == "Firestore collections p, i and e on the emulator at 127.0.0.1:8080"
+    assert store.project == "hero-me"
+
+
+def test_the_embedded_store_is_opened_at_the_path_set(tmp_path):
+    from common import settings
+    from payments import stores
+
+    store = stores.open_store(settings.from_env({"PAYMENTS_STORE": f"sqlite:///{tmp_path / 'chosen.db'}"}))
+
+    assert isinstance(store, SqliteStore)
+    assert str(tmp_path / "chosen.db") in store.description

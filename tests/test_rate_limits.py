@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from starlette.testclient import TestClient
 
 from common import ratelimit
 
@@ -81,6 +82,30 @@ def test_a_request_without_a_forwarded_address_is_counted_by_its_peer_address(cl
 
     assert client.post(CREATE, json={}).status_code == 200
     assert client.post(CREATE, json={}).status_code == 429
+
+
+def from_peer(client: TestClient, address: str) -> TestClient:
+    """The same instance, reached straight from `address` with no proxy in front."""
+    other = TestClient(client.app, client=(address, 50000))
+    other.portal = client.portal  # the instance's event loop, where its connections live
+    return other
+
+
+def test_without_forwarded_addresses_clients_are_counted_apart_by_their_peer_address(client, monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+
+    assert from_peer(client, "203.0.113.7").post(CREATE, json={}).status_code == 200
+    assert from_peer(client, "198.51.100.9").post(CREATE, json={}).status_code == 200
+    assert from_peer(client, "203.0.113.7").post(CREATE, json={}).status_code == 429
+
+
+def test_with_no_trusted_proxy_the_forwarded_address_is_ignored_and_peers_are_counted_apart(client, monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "0")
+
+    assert post_from(from_peer(client, "203.0.113.7"), "1.1.1.1").status_code == 200
+    assert post_from(from_peer(client, "203.0.113.7"), "2.2.2.2").status_code == 429
+    assert post_from(from_peer(client, "198.51.100.9"), "1.1.1.1").status_code == 200
 
 
 # --------------------------------------------------------------------------
@@ -209,3 +234,43 @@ def test_after_a_failure_the_store_is_left_alone_for_a_pause(client, monkeypatch
     assert during_the_pause < 0.5
     assert after_the_pause >= ratelimit.SHARED_TIMEOUT_SECONDS
     assert [line["error"] for line in outage_lines(log_lines)] == ["TimeoutError"] * 3
+
+
+# --------------------------------------------------------------------------
+# Counts shared by instances, in a real Redis
+
+
+def test_two_instances_sharing_redis_enforce_one_limit(new_client, monkeypatch, redis_server, log_lines):
+    monkeypatch.setenv("RATE_LIMIT_STORAGE_URI", redis_server.url)
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "2/minute")
+    first, second = new_client(), new_client()
+
+    codes = [post_from(instance, "203.0.113.7").status_code for instance in (first, second, first, second)]
+
+    assert codes == [200, 200, 429, 429]
+    assert outage_lines(log_lines) == []
+
+
+def test_an_instance_counting_in_redis_says_so_once(new_client, monkeypatch, redis_server, log_lines):
+    monkeypatch.setenv("RATE_LIMIT_STORAGE_URI", redis_server.url)
+    client = new_client()
+    log_lines()
+
+    post_from(client, "203.0.113.7")
+    post_from(client, "203.0.113.7")
+
+    assert [line["message"] for line in log_lines() if "counted in" in line.get("message", "")] == [
+        "Rate limits are counted in redis through limits."
+    ]
+
+
+def test_a_redis_limit_is_a_429_saying_when_to_retry(new_client, monkeypatch, redis_server):
+    monkeypatch.setenv("RATE_LIMIT_STORAGE_URI", redis_server.url)
+    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+    client = new_client()
+    post_from(client, "203.0.113.7")
+
+    refused = post_from(client, "203.0.113.7")
+
+    assert refused.status_code == 429
+    assert 55 <= int(refused.headers["Retry-After"]) <= 60

@@ -15,9 +15,11 @@ import time
 
 import pytest
 
+from common.errors import InvalidRequest
 from tests.conftest import TEST_KEY, WEBHOOK_SECRET, StoredPayments, signed_headers
 from tests.support import stripe_objects
 from tests.support.firestore import unique_project_id
+from webhook import handler
 
 MAX_BODY_BYTES = 1024 * 1024
 NEW_SECRET = "whsec_" + "rolledsecretforthesuite98765"
@@ -700,3 +702,110 @@ def test_no_body_content_reaches_a_log_or_an_answer(webhook, sqlite_payments, co
     seen = json.dumps(log_lines()) + "".join(r.text for r in responses)
     for fragment in ("Sam", "Smith", "2019-01-02", "sam.smith.parent"):
         assert fragment not in seen
+
+
+# -- what each refusal says ------------------------------------------------------
+
+
+def test_a_missing_signature_says_so(webhook, sqlite_payments, completed):
+    response = webhook.send(content=json.dumps(completed), headers={"Content-Type": "application/json"})
+
+    assert response.json() == {"error": "Missing Stripe-Signature header."}
+
+
+def test_a_signature_header_that_is_not_printable_ascii_says_it_is_malformed(webhook, sqlite_payments, completed):
+    response = webhook.send(content=json.dumps(completed), headers={"Stripe-Signature": "t=1,v1=\t"})
+
+    assert response.json() == {"error": "Stripe-Signature header is malformed."}
+
+
+def test_a_body_that_is_not_utf8_says_so(webhook, sqlite_payments):
+    payload = b"\xff\xfe{}"
+    header = signed_headers(payload.decode("latin-1"))["Stripe-Signature"]
+
+    response = webhook.send(content=payload, headers={"Stripe-Signature": header})
+
+    assert response.json() == {"error": "Webhook body is not UTF-8 text."}
+
+
+def test_a_signed_body_that_is_not_json_says_the_webhook_body_is_not_json(webhook, sqlite_payments):
+    response = webhook.post("not json")
+
+    assert response.json() == {"error": "Webhook body is not JSON."}
+
+
+def test_a_signed_body_that_is_not_an_event_says_so(webhook, sqlite_payments):
+    response = webhook.post(json.dumps({"object": "customer"}))
+
+    assert response.json() == {"error": "Webhook body is not a Stripe event."}
+
+
+def test_a_signature_from_the_future_says_so(webhook, sqlite_payments, completed):
+    response = webhook.deliver(completed, timestamp=int(time.time()) + 400)
+
+    assert response.json() == {
+        "error": "Stripe-Signature verification failed: Timestamp is in the future, beyond the tolerance."
+    }
+
+
+def test_without_any_secret_to_check_with_nothing_is_verified():
+    payload = '{"object": "event"}'
+
+    with pytest.raises(InvalidRequest) as refused:
+        handler.verify(payload.encode(), signed_headers(payload)["Stripe-Signature"], ())
+
+    assert str(refused.value) == "Stripe-Signature verification failed: no secret to check it with"
+
+
+def test_the_signature_time_is_read_as_stripes_library_reads_it():
+    assert handler.signed_at("v1=ab,t=1800000000=x=y,t=5") == 1800000000
+
+
+# -- the request line --------------------------------------------------------------
+
+
+def webhook_line(log_lines) -> dict:
+    [line] = [line for line in log_lines() if line.get("endpoint") == "stripe_webhook"]
+    return line
+
+
+def test_the_request_line_of_a_session_event_names_the_event_session_and_payment_status(
+    webhook, sqlite_payments, session_id, completed, log_lines
+):
+    log_lines()
+
+    webhook.deliver(completed)
+
+    line = webhook_line(log_lines)
+    assert {k: line.get(k) for k in ("event_type", "event_id", "session_id", "payment_status", "outcome")} == {
+        "event_type": "checkout.session.completed",
+        "event_id": completed["id"],
+        "session_id": session_id,
+        "payment_status": "paid",
+        "outcome": "recorded",
+    }
+
+
+def test_the_request_line_of_a_refund_names_its_payment_intent(
+    webhook, sqlite_payments, standin, session_id, log_lines
+):
+    standin.complete(session_id)
+    [refunded] = [event for event in standin.refund_payment(session_id) if event["type"] == "charge.refunded"]
+    log_lines()
+
+    webhook.deliver(refunded)
+
+    line = webhook_line(log_lines)
+    assert (line["event_type"], line["event_id"], line["outcome"]) == ("charge.refunded", refunded["id"], "recorded")
+    assert line["payment_intent"] == standin.session(session_id)["payment_intent"]
+    assert "session_id" not in line
+
+
+def test_the_request_line_of_an_event_not_handled_says_it_was_ignored(webhook, sqlite_payments, log_lines):
+    event = stripe_objects.event("customer.created", {"id": "cus_1", "object": "customer"})
+    log_lines()
+
+    assert webhook.deliver(event).json() == {"received": True}
+
+    line = webhook_line(log_lines)
+    assert (line["event_type"], line["outcome"], line["signature"]) == ("customer.created", "ignored", "verified")
