@@ -93,7 +93,7 @@ class FirestoreStore:
         self._client: firestore.AsyncClient | None = None
         self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    async def record_event(self, event: dict, change: state.Change) -> bool:
+    async def record_event(self, change: state.Change) -> bool:
         event_id = change.event_id
         assert event_id is not None, "an event's change names the event"
 

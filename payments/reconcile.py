@@ -276,7 +276,7 @@ async def _apply(store: PaymentStore, event: dict, summary: Summary) -> None:
         summary.skipped += 1
         return
     try:
-        stored = await store.record_event(event, change)
+        stored = await store.record_event(change)
     except StoreUnavailable:
         summary.failed_events.append(str(event.get("id")))
         raise

@@ -76,8 +76,8 @@ class SqliteStore:
                 if column not in columns:
                     db.execute(f"ALTER TABLE stripe_events ADD COLUMN {column} TEXT")
 
-    async def record_event(self, event: dict, change: state.Change) -> bool:
-        return await asyncio.to_thread(self._record_event, event, change)
+    async def record_event(self, change: state.Change) -> bool:
+        return await asyncio.to_thread(self._record_event, change)
 
     async def record_session(self, change: state.SessionChange) -> dict:
         return await asyncio.to_thread(self._record_session, change)
@@ -90,7 +90,7 @@ class SqliteStore:
     async def close(self) -> None:
         pass  # each thread's connection closes with its thread
 
-    def _record_event(self, event: dict, change: state.Change) -> bool:
+    def _record_event(self, change: state.Change) -> bool:
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM stripe_events WHERE event_id = ?", (change.event_id,)).fetchone():
                 return False

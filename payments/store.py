@@ -21,8 +21,9 @@ class StoreUnavailable(Exception):
 class PaymentStore(Protocol):
     """Where payment records live.
 
-    - `record_event` stores a verified event and applies its change (see
-      `payments.events`) to the records it touches, in one atomic step,
+    - `record_event` stores a verified event, as the change read from it
+      (see `payments.events`), and applies that change to the records it
+      touches, in one atomic step,
       exactly once per event id: a repeated delivery, even a concurrent one,
       changes nothing and returns False. It raises `StoreUnavailable` (within
       ~10 s) when nothing could be stored, so the webhook never acknowledges
@@ -34,7 +35,7 @@ class PaymentStore(Protocol):
 
     description: str
 
-    async def record_event(self, event: dict, change: Change) -> bool: ...
+    async def record_event(self, change: Change) -> bool: ...
 
     async def record_session(self, change: SessionChange) -> dict: ...
 

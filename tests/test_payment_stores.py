@@ -87,7 +87,7 @@ class Sync:
 
     def record(self, e: dict) -> bool:
         """Record a verified event the way the webhook does."""
-        return self.runner.run(self.store.record_event(e, events.change_from_event(e)))
+        return self.runner.run(self.store.record_event(events.change_from_event(e)))
 
     def read_session(self, session: dict) -> dict:
         """Record a session read from Stripe the way the status endpoint does."""
@@ -375,7 +375,7 @@ def test_sqlite_creates_its_folder_and_reopens_the_same_data(tmp_path):
     path = tmp_path / "new" / "folder" / "payments.db"
     session = checkout_session()
     created = session_event(COMPLETED, session)
-    asyncio.run(SqliteStore(path).record_event(created, events.change_from_event(created)))
+    asyncio.run(SqliteStore(path).record_event(events.change_from_event(created)))
 
     reopened = SqliteStore(path)
 
@@ -396,7 +396,7 @@ def test_sqlite_concurrent_duplicate_deliveries_record_each_event_once(sqlite):
 
     async def deliver_all():  # each write runs on its own worker thread, all at once
         return await asyncio.gather(
-            *(sqlite.store.store.record_event(e, events.change_from_event(e)) for e in deliveries)
+            *(sqlite.store.store.record_event(events.change_from_event(e)) for e in deliveries)
         )
 
     results = list(zip((e["id"] for e in deliveries), sqlite.store.run(deliver_all()), strict=False))
@@ -422,7 +422,7 @@ pathlib.Path(ready, me).touch()
 while len(list(pathlib.Path(ready).iterdir())) < 2:  # start together with the other process
     time.sleep(0.001)
 async def deliver_all():
-    return [e["id"] for e in evts if await store.record_event(e, change_from_event(e))]
+    return [e["id"] for e in evts if await store.record_event(change_from_event(e))]
 print(json.dumps(asyncio.run(deliver_all())))
 """
 

@@ -39,7 +39,7 @@ async def stripe_webhook(request, context) -> tuple[dict, int]:
         return {"received": True}, 200
     # Only what the checks passed reaches the log line (what payments are counted by).
     note(request, event_id=change.event_id, **_described(change))
-    stored = await context.store().record_event(event, change)
+    stored = await context.store().record_event(change)
     note(request, outcome="recorded" if stored else "duplicate")
     return {"received": True, "duplicate": not stored}, 200
 
