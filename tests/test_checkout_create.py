@@ -435,6 +435,7 @@ def test_a_body_is_accepted_within_stripes_limits_or_refused_quoting_nothing(bod
 @pytest.mark.parametrize(
     ("body", "message"),
     [
+        (["metadata"], "Request body must be a JSON object."),
         ({"metadata": ["board"]}, "metadata must be an object of string values."),
         ({"metadata": {"a[b": "v"}}, "metadata keys must be 1-40 characters without '[' or ']' (entry 1)."),
         ({"metadata": {"ok": "v", "a]b": "v"}}, "metadata keys must be 1-40 characters without '[' or ']' (entry 2)."),

@@ -103,6 +103,20 @@ def test_a_whole_number_written_as_a_float_is_the_integer():
     assert type(parse_json(b"2.0")) is int
 
 
+def test_a_whole_number_is_an_integer_up_to_2_to_the_53rd_and_a_float_beyond():
+    """Past 2**53 a float no longer spells one integer: 9007199254740994.0 may have been ...993 or ...995."""
+    assert type(parse_json(b"9007199254740992.0")) is int
+    assert type(parse_json(b"-9007199254740992.0")) is int
+    assert type(parse_json(b"9007199254740994.0")) is float
+
+
+def test_a_body_that_is_not_utf8_is_refused_naming_what_was_read():
+    with pytest.raises(InvalidRequest) as refused:
+        parse_json(b'{"note": "\xff"}', "Webhook body")
+
+    assert str(refused.value) == "Webhook body is not UTF-8 text."
+
+
 def test_a_number_too_large_for_a_float_is_not_json():
     with pytest.raises(InvalidRequest, match="not JSON"):
         parse_json(b'{"amount_total": 1e400}')
@@ -195,8 +209,9 @@ def test_the_methods_an_endpoint_allows_are_known_to_the_api_description():
 
 
 def test_an_answer_to_an_allowed_origin_names_it():
-    response = served(answering({}), cors=True).get("/", headers={"Origin": ORIGIN})
+    response = served(answering({"received": True}), cors=True).get("/", headers={"Origin": ORIGIN})
 
+    assert (response.status_code, response.json()) == (200, {"received": True})
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert response.headers["Vary"] == "Origin"
 
@@ -302,6 +317,36 @@ def test_an_answer_writes_one_info_line_with_the_handlers_notes(log_lines):
     assert (line["status"], line["session_id"]) == (200, "cs_test_a1")
     assert line["logging.googleapis.com/trace"] == TRACE
     assert "error" not in line
+
+
+def quietly_answering(body: dict):
+    async def handler(request, context):
+        http.quiet(request)
+        return body, 200
+
+    return handler
+
+
+def test_an_answer_the_handler_calls_quiet_writes_no_line(log_lines):
+    log_lines()
+
+    response = served(quietly_answering({"status": "open"})).get("/")
+
+    assert response.json() == {"status": "open"}
+    assert request_lines(log_lines) == []
+
+
+def test_a_quiet_handlers_refusal_is_still_logged(log_lines):
+    async def handler(request, context):
+        http.quiet(request)
+        raise errors.InvalidRequest("No.")
+
+    log_lines()
+
+    served(handler).get("/")
+
+    [line] = request_lines(log_lines)
+    assert (line["status"], line["severity"]) == (400, "WARNING")
 
 
 def test_a_refusal_writes_a_warning_naming_the_error_class(log_lines):

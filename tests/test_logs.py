@@ -524,4 +524,6 @@ def test_a_record_that_cannot_be_formatted_never_breaks_the_caller(json_logging,
         logger.removeHandler(writer)
         logger.propagate = True
 
-    assert "--- Logging error ---" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err
+    assert "Message: '%d payments'" in err  # which call went wrong, for whoever reads the error

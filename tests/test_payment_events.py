@@ -132,7 +132,7 @@ ACCEPTED = [
 ]
 REFUSED = [
     ("status", ["", "complete!", "complète", "x" * 65, 2, ["open"]]),
-    ("payment_status", ["", "paid now", {"paid": True}]),
+    ("payment_status", ["", "_", "paid now", {"paid": True}]),
     ("currency", ["USD", "us", "usdd", "", 840]),
     ("amount_total", [-1, MAX_AMOUNT + 1, 2.5, True, "200"]),
     ("created", [-1, LATEST_TIME + 1, "0"]),

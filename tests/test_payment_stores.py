@@ -395,9 +395,7 @@ def test_sqlite_concurrent_duplicate_deliveries_record_each_event_once(sqlite):
     random.Random(7).shuffle(deliveries)
 
     async def deliver_all():  # each write runs on its own worker thread, all at once
-        return await asyncio.gather(
-            *(sqlite.store.store.record_event(events.change_from_event(e)) for e in deliveries)
-        )
+        return await asyncio.gather(*(sqlite.store.store.record_event(events.change_from_event(e)) for e in deliveries))
 
     results = list(zip((e["id"] for e in deliveries), sqlite.store.run(deliver_all()), strict=False))
 

@@ -43,6 +43,27 @@ def test_status_has_its_own_limit(client, monkeypatch):
     assert post_from(client, "203.0.113.7").status_code == 200
 
 
+def status_from(client, xff: str):
+    return client.get(STATUS, params={"session_id": "cs_test_a1B2c3D4e5F6g7H8i9J0"}, headers={"X-Forwarded-For": xff})
+
+
+def test_status_counts_clients_apart(client, monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_STATUS", "1/minute")
+
+    assert status_from(client, "203.0.113.7").status_code == 404
+    assert status_from(client, "198.51.100.9").status_code == 404
+    assert status_from(client, "203.0.113.7").status_code == 429
+
+
+def test_status_finds_the_client_as_many_hops_back_as_create_does(client, monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_STATUS", "1/minute")
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "2")
+
+    assert status_from(client, "9.9.9.9, 203.0.113.7, 35.191.0.1").status_code == 404
+    assert status_from(client, "8.8.8.8, 198.51.100.9, 35.191.0.1").status_code == 404
+    assert status_from(client, "7.7.7.7, 203.0.113.7, 35.191.0.1").status_code == 429
+
+
 def test_clients_are_counted_apart(client, monkeypatch):
     monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
 

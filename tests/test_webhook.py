@@ -748,6 +748,21 @@ def test_a_signature_from_the_future_says_so(webhook, sqlite_payments, completed
     }
 
 
+def test_a_signature_dated_exactly_the_tolerance_ahead_is_accepted_and_a_second_more_is_not(monkeypatch):
+    now = int(time.time())  # Stripe's library checks the past against the real clock; ours is held still
+    monkeypatch.setattr(handler, "time", type("Clock", (), {"time": staticmethod(lambda: now)}))
+    payload = json.dumps(stripe_objects.event("customer.created", {"object": "customer"}))
+
+    def verify_at(signed: int) -> None:
+        handler.verify(
+            payload.encode(), signed_headers(payload, timestamp=signed)["Stripe-Signature"], (WEBHOOK_SECRET,)
+        )
+
+    verify_at(now + handler.TOLERANCE_SECONDS)
+    with pytest.raises(InvalidRequest, match="in the future"):
+        verify_at(now + handler.TOLERANCE_SECONDS + 1)
+
+
 def test_without_any_secret_to_check_with_nothing_is_verified():
     payload = '{"object": "event"}'
 
