@@ -122,16 +122,14 @@ def apply(record: dict | None, change: Change, now) -> dict:
     """The record after `change`; `record` is None for a payment not seen before."""
     if isinstance(change, ChargeChange):
         new = dict(record) if record else _new_intent_record(change.payment_intent)
-        _join_charge(
-            new,
-            {
-                "amount_refunded": change.amount_refunded,
-                "refunded": change.refunded,
+        facts: dict = {"amount_refunded": change.amount_refunded, "refunded": change.refunded}
+        if change.dispute:
+            facts |= {
                 "dispute": change.dispute,
-                "last_dispute_event_id": change.event_id if change.dispute else None,
-                "last_dispute_event_created": change.created if change.dispute else None,
-            },
-        )
+                "last_dispute_event_id": change.event_id,
+                "last_dispute_event_created": change.created,
+            }
+        _join_charge(new, facts)
     else:
         new = _apply_session(record, change, now)
     new["outcome"] = outcome(new)

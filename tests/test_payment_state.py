@@ -527,3 +527,140 @@ def test_a_record_with_another_fact_is_not_the_same(session):
     record = apply_events([session_event(COMPLETED, session)])
 
     assert state.same(record, {**record, "amount_refunded": 100}) is False
+
+
+# What each field is read from, and the times each write is given.
+
+
+def test_without_an_email_in_customer_details_the_typed_email_is_kept(session):
+    payload = session_after(COMPLETED, session, customer_email="typed@example.com")
+    payload["customer_details"]["email"] = None
+
+    assert state.describe(payload)["customer_email"] == "typed@example.com"
+
+
+def test_a_live_mode_session_is_recorded_as_live(session):
+    assert state.describe(session_after(COMPLETED, checkout_session(livemode=True)))["livemode"] is True
+
+
+def test_a_dispute_record_names_the_event_that_told_it(session):
+    opened = dispute_event(DISPUTE_CREATED, session, "needs_response", T0 + 60)
+
+    record = apply_events([session_event(COMPLETED, session), opened])
+
+    assert (record["last_dispute_event_id"], record["last_dispute_event_created"]) == (opened["id"], T0 + 60)
+
+
+def test_a_refund_names_no_dispute_event(session):
+    record = apply_events([session_event(COMPLETED, session), refund_event(session, 500, T0 + 60)])
+
+    assert (record["dispute"], record["last_dispute_event_id"], record["last_dispute_event_created"]) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_later_dispute_event_renames_the_event_that_told_it(session):
+    opened = dispute_event(DISPUTE_CREATED, session, "needs_response", T0 + 60)
+    lost = dispute_event(DISPUTE_CLOSED, session, "lost", T0 + 120)
+
+    record = apply_events([session_event(COMPLETED, session), opened, lost])
+
+    assert (record["last_dispute_event_id"], record["last_dispute_event_created"]) == (lost["id"], T0 + 120)
+
+
+@pytest.mark.parametrize(
+    ("known", "wins"),
+    [("needs_response", "a_stage_stripe_adds_later"), ("won", "won")],
+    ids=["after an early stage", "before a final stage"],
+)
+def test_within_one_second_a_stage_stripe_adds_later_sits_between_early_and_final_stages(session, known, wins):
+    """An unknown stage is ranked in the middle, whatever the event ids say (here they say the opposite)."""
+    first_id, second_id = ("evt_a", "evt_b") if wins == known else ("evt_b", "evt_a")
+    known_event = dispute_event(DISPUTE_CREATED, session, known, T0 + 60, id=first_id)
+    new_event = dispute_event(DISPUTE_CREATED, session, "a_stage_stripe_adds_later", T0 + 60, id=second_id)
+    new_event["data"]["object"]["id"] = known_event["data"]["object"]["id"]
+
+    for order in ([known_event, new_event], [new_event, known_event]):
+        assert apply_events([session_event(COMPLETED, session), *order])["dispute"]["status"] == wins
+
+
+def test_a_record_with_a_status_no_longer_known_takes_the_one_stripe_sends(session):
+    stored = {**apply_events([session_event(COMPLETED, session, created=T0 - 60)]), "status": "retired_state"}
+    stored["payment_status"] = "retired_state"
+
+    record = state.apply(stored, state.SessionChange(session_after(EXPIRED, session), "evt_z", EXPIRED, T0), "now")
+
+    assert (record["status"], record["payment_status"]) == ("expired", "unpaid")
+
+
+def test_a_charge_change_stamps_both_records_with_the_write_time(session):
+    records = Records()
+    records.deliver(session_event(COMPLETED, session))
+
+    records.deliver(refund_event(session, 1900, T0 + 60))
+
+    intent = next(iter(records.intents.values()))
+    assert (records.payment(session["id"])["updated_at"], intent["updated_at"]) == ("write-2", "write-2")
+
+
+def test_a_new_link_stamps_the_payment_intent_record_with_the_write_time(session):
+    records = Records()
+    records.deliver(refund_event(session, 1900, T0))
+
+    records.deliver(session_event(COMPLETED, session, created=T0 + 60))
+
+    intent = next(iter(records.intents.values()))
+    assert (intent["session_id"], intent["updated_at"]) == (session["id"], "write-2")
+    assert records.payment(session["id"])["updated_at"] == "write-2"
+
+
+def test_a_session_event_for_a_linked_payment_intent_writes_nothing_to_it(session):
+    completed = events.change_from_event(session_event(COMPLETED, session))
+    payment, intent = state.record_change(None, None, completed, "write-1")
+    succeeded = events.change_from_event(session_event(SUCCEEDED, session, created=T0 + 60))
+
+    assert state.record_change(payment, intent, succeeded, "write-2")[1] is None
+
+
+def test_a_session_event_joins_the_refund_its_linked_payment_intent_holds(session):
+    completed = events.change_from_event(session_event(COMPLETED, session))
+    payment, intent = state.record_change(None, None, completed, "write-1")
+    assert intent is not None
+    refunded_intent = {**intent, "amount_refunded": 1900, "refunded": True}
+    succeeded = events.change_from_event(session_event(SUCCEEDED, session, created=T0 + 60))
+
+    new_payment, _ = state.record_change(payment, refunded_intent, succeeded, "write-2")
+
+    assert (new_payment["outcome"], new_payment["updated_at"]) == ("refunded", "write-2")
+
+
+def test_a_session_change_naming_no_payment_intent_joins_the_one_its_record_names(session):
+    completed = events.change_from_event(session_event(COMPLETED, session))
+    payment, intent = state.record_change(None, None, completed, "write-1")
+    assert intent is not None
+    refunded_intent = {**intent, "amount_refunded": 1900, "refunded": True}
+    without_intent = {**session_after(COMPLETED, session), "payment_intent": None}
+    read = state.SessionChange(without_intent)  # a session read from Stripe, its PaymentIntent not given
+
+    new_payment, _ = state.record_change(payment, refunded_intent, read, "write-2")
+
+    assert new_payment["outcome"] == "refunded"
+
+
+def test_joining_charge_facts_already_held_keeps_the_write_time(session):
+    records = Records()
+    records.deliver(session_event(COMPLETED, session))
+    records.deliver(refund_event(session, 500, T0 + 60))
+    payment = records.payment(session["id"])
+    intent = next(iter(records.intents.values()))
+
+    assert state.merge(payment, intent, "write-3")["updated_at"] == payment["updated_at"]
+
+
+def test_joining_new_charge_facts_stamps_the_write_time(session):
+    payment = apply_events([session_event(COMPLETED, session)])
+    intent = {**state._new_intent_record(payment["payment_intent"]), "amount_refunded": 500}
+
+    assert state.merge(payment, intent, "write-9")["updated_at"] == "write-9"
