@@ -89,7 +89,5 @@ def translate(error: stripe.StripeError, not_found: str | None = None) -> Except
     if isinstance(error, stripe.InvalidRequestError):
         if error.http_status == 404 and not_found:
             return NotFound(not_found)
-        if error.http_status == 409:  # a lock timeout on Stripe's side that outlasted the SDK's retries
-            return ProviderUnavailable("Stripe could not lock the object in time", request_id)
         return ProviderRefused(f"Stripe refused our request ({error.code or 'invalid_request'})", request_id)
     return ProviderUnavailable(f"Stripe failed or is unreachable ({error.__class__.__name__})", request_id)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import pytest
 
-from common import errors
+from common import errors, stripe_api
 from common.stripe_api import StripeApi
+from common.stripe_http import PooledAsyncClient
 from tests.conftest import TEST_KEY
 
 SESSION = {
@@ -64,6 +66,76 @@ def test_a_list_is_one_page_of_stripes_objects(standin):
 
     assert [session["id"] for session in page["data"]] == [created["id"]]
     assert page["has_more"] is False
+
+
+def test_calls_carry_the_api_version_we_pin_not_the_sdks_own(standin, monkeypatch):
+    monkeypatch.setattr(stripe_api, "API_VERSION", "2026-02-25.clover")
+
+    call(standin, "list", "/v1/checkout/sessions", {"limit": 1})
+
+    [request] = standin.requests
+    assert request.headers["Stripe-Version"] == "2026-02-25.clover"
+
+
+def test_a_failure_stripe_says_to_retry_is_retried_twice(standin):
+    standin.fail_next(2, status=500)
+
+    page = call(standin, "list", "/v1/checkout/sessions", {"limit": 1})
+
+    assert page["object"] == "list"
+    assert standin.request_count == 3
+
+
+def test_a_third_failure_in_a_row_is_reported(standin):
+    standin.fail_next(3, status=500)
+
+    error = failure(standin, "list", "/v1/checkout/sessions", {"limit": 1})
+
+    assert isinstance(error, errors.ProviderUnavailable)
+    assert standin.request_count == 3
+
+
+class Noting(PooledAsyncClient):
+    """Our transport, noting the address of each request; those for api.stripe.com go to the stand-in instead."""
+
+    def __init__(self, standin):
+        super().__init__()
+        self.standin_url = standin.base_url
+        self.urls: list[str] = []
+
+    async def request_async(self, method, url, headers, post_data=None):
+        self.urls.append(url)
+        local = url.replace("https://api.stripe.com", self.standin_url, 1)
+        return await super().request_async(method, local, headers, post_data)
+
+
+def call_noted(transport: Noting, method: str, *args, api_base: str | None = None):
+    async def run():
+        api = StripeApi(TEST_KEY, api_base, http_client=transport)
+        try:
+            return await getattr(api, method)(*args)
+        finally:
+            await api.close()
+
+    return asyncio.run(run())
+
+
+def test_without_an_address_calls_go_to_stripes_own_api(standin):
+    transport = Noting(standin)
+
+    call_noted(transport, "list", "/v1/checkout/sessions", {"limit": 1})
+
+    assert transport.urls == ["https://api.stripe.com/v1/checkout/sessions?limit=1"]
+
+
+def test_a_session_id_is_sent_as_one_path_segment_whatever_it_holds(standin):
+    transport = Noting(standin)
+
+    with pytest.raises(errors.NotFound):
+        call_noted(transport, "retrieve_checkout_session", "cs_test_a1B2c3/../../v1/events", api_base=standin.base_url)
+
+    [url] = transport.urls
+    assert urlsplit(url).path == "/v1/checkout/sessions/cs_test_a1B2c3%2F..%2F..%2Fv1%2Fevents"
 
 
 def test_the_mode_is_the_keys(standin):
