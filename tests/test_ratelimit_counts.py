@@ -18,6 +18,7 @@ import pytest
 
 from common import ratelimit
 from common.ratelimit import MemoryCounts, Rate, parse_rates
+from common.ratelimit_firestore import FirestoreCounts
 
 
 @pytest.mark.parametrize(
@@ -90,6 +91,21 @@ def test_idle_clients_are_forgotten(clock):
     assert [key for (_, _, key) in counts._hits] == ["198.51.100.9"]
 
 
+def test_idle_clients_are_forgotten_once_a_sweep_interval_has_passed_not_before(clock):
+    counts, started = MemoryCounts(), clock.now
+    counts.count(Rate(1, 1, "1/second"), "create", "203.0.113.7")
+
+    clock.now = started + ratelimit.SWEEP_INTERVAL_SECONDS - 0.5  # idle for a while, but no sweep is due
+    counts.count(Rate(5, 60, "5/minute"), "create", "198.51.100.9")
+    before = sorted(key for (_, _, key) in counts._hits)
+    clock.now = started + ratelimit.SWEEP_INTERVAL_SECONDS
+    counts.count(Rate(5, 60, "5/minute"), "create", "198.51.100.9")
+    after = sorted(key for (_, _, key) in counts._hits)
+
+    assert before == ["198.51.100.9", "203.0.113.7"]
+    assert after == ["198.51.100.9"]
+
+
 def test_concurrent_hits_allow_exactly_the_limit():
     counts, rate = MemoryCounts(), Rate(100, 60, "100/minute")
     allowed = []
@@ -137,6 +153,7 @@ def test_an_unusable_storage_uri_is_a_setting_error():
     with pytest.raises(ratelimit.SettingError) as refused:
         ratelimit.open_counts("nosuchscheme://somewhere")
     assert refused.value.name == "RATE_LIMIT_STORAGE_URI"
+    assert refused.value.problem == "is not a usable storage URI (ConfigurationError)"
 
 
 def test_each_storage_uri_opens_its_counts():
@@ -145,6 +162,19 @@ def test_each_storage_uri_opens_its_counts():
     firestore_counts = ratelimit.open_counts("firestore://limits_here")
     assert firestore_counts.description == "Firestore collection limits_here"
     assert ratelimit.open_counts("firestore://").description == "Firestore collection rate_limits"
+
+
+def test_counts_in_the_database_are_kept_in_the_deployments_project():
+    counts = ratelimit.open_counts("firestore://", project="payments-prod")
+
+    assert isinstance(counts, FirestoreCounts) and counts.project == "payments-prod"
+
+
+def test_a_storage_is_described_by_its_kind_alone_never_its_address_or_credentials():
+    """The description is logged; a URI may carry a password, and "://" again in its query."""
+    counts = ratelimit.LimitsCounts("redis://:a-password@10.0.0.3:6379/0?client_name=https://payments.example")
+
+    assert counts.description == "redis through limits"
 
 
 # --------------------------------------------------------------------------
@@ -188,3 +218,37 @@ def test_redis_down_is_counts_unavailable(redis_server):
 
     with pytest.raises(ratelimit.CountsUnavailable):
         asyncio.run(hits(counts, parse_rates("3/minute"), 1))
+
+
+def test_redis_counts_every_rate_of_an_endpoint(redis_server):
+    counts = ratelimit.LimitsCounts(redis_server.url)
+
+    answers = asyncio.run(hits(counts, parse_rates("5/minute; 1/hour"), 2))
+
+    assert answers[0] is None
+    assert answers[1] is not None and 3599 < answers[1] <= 3600  # the hour is spent although the minute is not
+
+
+def test_redis_says_to_wait_until_the_oldest_hit_leaves_the_window_even_under_a_second(redis_server):
+    counts, rates = ratelimit.LimitsCounts(redis_server.url), parse_rates("1/3 seconds")
+
+    async def hit_then_again_later():
+        first = await counts.hit(rates, "create_embedded_session", "203.0.113.7")
+        await asyncio.sleep(2.2)
+        return first, await counts.hit(rates, "create_embedded_session", "203.0.113.7")
+
+    first, later = asyncio.run(hit_then_again_later())
+
+    assert first is None
+    # The first hit leaves the window 3 s after it, and 2.2 s or more have passed.
+    assert later is not None and 0 < later <= 0.8
+
+
+def test_a_storage_uri_naming_limits_asyncio_storage_is_used_as_written(redis_server):
+    counts = ratelimit.LimitsCounts("async+" + redis_server.url)
+
+    answers = asyncio.run(hits(counts, parse_rates("1/minute"), 2))
+
+    assert counts.description == "redis through limits"
+    assert answers[0] is None
+    assert answers[1] is not None and 59 < answers[1] <= 60
