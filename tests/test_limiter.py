@@ -9,14 +9,13 @@ tests/test_rate_limits.py; here each decision is checked where it is made.
 from __future__ import annotations
 
 import asyncio
-import time
-from types import SimpleNamespace
 
 import pytest
 
 from common import ratelimit
 from common.errors import CheckUnavailable, RateLimited
 from common.ratelimit import Limiter, MemoryCounts, parse_rates
+from tests.support.clock import hold_ratelimit_clock
 
 A, B = "203.0.113.7", "198.51.100.9"
 FAILED = "Rate-limit counts unavailable"
@@ -49,20 +48,9 @@ def redis_down(redis_server):
     return limiter
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    """The limiter's monotonic clock, moved by hand; the event loop and the Redis client keep the real one."""
-    clock = Clock()
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=clock, time=time.time))
-    return clock
+    return hold_ratelimit_clock(monkeypatch)
 
 
 def outage_lines(log_lines) -> list[dict]:

@@ -47,29 +47,21 @@ def status_from(client, xff: str):
     return client.get(STATUS, params={"session_id": "cs_test_a1B2c3D4e5F6g7H8i9J0"}, headers={"X-Forwarded-For": xff})
 
 
-def test_status_counts_clients_apart(client, monkeypatch):
-    monkeypatch.setenv("RATE_LIMIT_STATUS", "1/minute")
-
-    assert status_from(client, "203.0.113.7").status_code == 404
-    assert status_from(client, "198.51.100.9").status_code == 404
-    assert status_from(client, "203.0.113.7").status_code == 429
-
-
-def test_status_finds_the_client_as_many_hops_back_as_create_does(client, monkeypatch):
-    monkeypatch.setenv("RATE_LIMIT_STATUS", "1/minute")
-    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "2")
-
-    assert status_from(client, "9.9.9.9, 203.0.113.7, 35.191.0.1").status_code == 404
-    assert status_from(client, "8.8.8.8, 198.51.100.9, 35.191.0.1").status_code == 404
-    assert status_from(client, "7.7.7.7, 203.0.113.7, 35.191.0.1").status_code == 429
+# Each endpoint's rate setting, how to call it from an address, and its answer when not limited.
+ENDPOINTS = {
+    "create": ("RATE_LIMIT_CREATE", post_from, 200),
+    "status": ("RATE_LIMIT_STATUS", status_from, 404),
+}
 
 
-def test_clients_are_counted_apart(client, monkeypatch):
-    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_clients_are_counted_apart(client, monkeypatch, endpoint):
+    setting, send, answered = ENDPOINTS[endpoint]
+    monkeypatch.setenv(setting, "1/minute")
 
-    assert post_from(client, "203.0.113.7").status_code == 200
-    assert post_from(client, "198.51.100.9").status_code == 200
-    assert post_from(client, "203.0.113.7").status_code == 429
+    assert send(client, "203.0.113.7").status_code == answered
+    assert send(client, "198.51.100.9").status_code == answered
+    assert send(client, "203.0.113.7").status_code == 429
 
 
 def test_a_forged_first_forwarded_entry_does_not_escape_the_limit(client, monkeypatch):
@@ -80,13 +72,15 @@ def test_a_forged_first_forwarded_entry_does_not_escape_the_limit(client, monkey
     assert post_from(client, "2.2.2.2, 203.0.113.7").status_code == 429
 
 
-def test_behind_a_load_balancer_the_client_is_two_hops_back(client, monkeypatch):
-    monkeypatch.setenv("RATE_LIMIT_CREATE", "1/minute")
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_behind_a_load_balancer_the_client_is_two_hops_back(client, monkeypatch, endpoint):
+    setting, send, answered = ENDPOINTS[endpoint]
+    monkeypatch.setenv(setting, "1/minute")
     monkeypatch.setenv("TRUSTED_PROXY_HOPS", "2")
 
-    assert post_from(client, "9.9.9.9, 203.0.113.7, 35.191.0.1").status_code == 200
-    assert post_from(client, "8.8.8.8, 198.51.100.9, 35.191.0.1").status_code == 200
-    assert post_from(client, "7.7.7.7, 203.0.113.7, 35.191.0.1").status_code == 429
+    assert send(client, "9.9.9.9, 203.0.113.7, 35.191.0.1").status_code == answered
+    assert send(client, "8.8.8.8, 198.51.100.9, 35.191.0.1").status_code == answered
+    assert send(client, "7.7.7.7, 203.0.113.7, 35.191.0.1").status_code == 429
 
 
 def test_a_bad_rate_setting_is_a_500_naming_it(client, monkeypatch):

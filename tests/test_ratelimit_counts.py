@@ -19,6 +19,7 @@ import pytest
 from common import ratelimit
 from common.ratelimit import MemoryCounts, Rate, parse_rates
 from common.ratelimit_firestore import FirestoreCounts
+from tests.support.clock import hold_ratelimit_clock
 
 
 @pytest.mark.parametrize(
@@ -39,19 +40,9 @@ def test_what_limits_refuses_is_refused(text):
         parse_rates(text)
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(ratelimit.time, "monotonic", clock)
-    return clock
+    return hold_ratelimit_clock(monkeypatch)
 
 
 def test_the_window_moves_with_the_oldest_hit(clock):
