@@ -93,6 +93,15 @@ def test_an_answer_holding_a_lone_surrogate_is_escaped_json():
     assert json_response({"error": "\ud800"}).body == b'{"error": "\\ud800"}'
 
 
+def test_an_escaped_surrogate_pair_is_one_character_and_is_read():
+    assert parse_json(rb'{"mood": "\ud83d\ude00"}') == {"mood": "\U0001f600"}
+
+
+def test_an_escaped_lone_surrogate_is_refused():
+    with pytest.raises(InvalidRequest, match="lone surrogate"):
+        parse_json(rb'{"mood": "\ud83d"}')
+
+
 def test_a_whole_number_written_as_a_float_is_the_integer():
     """JSON Schema reads 2.0 as the integer 2; so does the service, so a Stripe time or amount so written is read."""
     assert parse_json(b'{"created": 1767225600.0, "amount": 2e2, "rate": 8.25}') == {
