@@ -10,8 +10,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from common import ratelimit
-from common.context import Context
-from common.settings import Settings
 
 CREATE = "/api/checkout/embedded-session"
 STATUS = "/api/checkout/session-status"
@@ -264,13 +262,6 @@ def test_an_instance_counting_in_redis_says_so_once(new_client, monkeypatch, red
     assert [(line["severity"], line["message"]) for line in log_lines() if "counted in" in line.get("message", "")] == [
         ("INFO", "Rate limits are counted in redis through limits.")
     ]
-
-
-def test_firestore_counts_are_kept_in_the_project_the_settings_name():
-    """Not the one the Firestore client would guess: a context's settings may come from other than the environment."""
-    context = Context(settings=Settings(rate_limit_storage_uri="firestore://rate_limits", google_cloud_project="hero-me"))
-
-    assert context.limiter().counts.project == "hero-me"
 
 
 def test_a_redis_limit_is_a_429_saying_when_to_retry(new_client, monkeypatch, redis_server):
