@@ -46,7 +46,8 @@ class Secrets:
             return self._values[value]
         failed = self._failures.get(value)
         if failed and time.monotonic() < failed[0]:
-            raise failed[1]
+            # A new exception each time: raising the remembered one again would pile every request's traceback on it.
+            raise SettingError(failed[1].name, failed[1].problem)
         read = self._reads.get(value)
         if read is None:
             read = self._reads[value] = asyncio.ensure_future(self._read(setting, value))

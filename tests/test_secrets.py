@@ -183,6 +183,21 @@ def test_a_failed_read_is_tried_again_once_its_failure_expires(client, secret_ma
     assert secret_manager.calls[KEY_VERSION] == 2
 
 
+def test_each_request_refused_by_a_remembered_failure_logs_its_own_traceback_only(
+    client, secret_manager, monkeypatch, log_lines
+):
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "projects/hero-me/secrets/nope/versions/1")
+    for _ in range(3):
+        client.post(CREATE, json={})
+
+    refusals = [line["message"] for line in log_lines() if line.get("status") == 500]
+    assert [message.splitlines()[0] for message in refusals] == 3 * [
+        "create_embedded_session 500: STRIPE_SECRET_KEY could not be read from Secret Manager (NotFound)"
+    ]
+    assert refusals[2] == refusals[1]  # the same traceback, not the earlier ones' piled up in front of it
+    assert secret_manager.calls["projects/hero-me/secrets/nope/versions/1"] == 1
+
+
 # -- what a secret's value must look like ------------------------------------------
 
 
