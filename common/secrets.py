@@ -19,6 +19,7 @@ import asyncio
 import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from common.errors import SettingError
 
@@ -45,7 +46,8 @@ class Secrets:
             return self._values[value]
         failed = self._failures.get(value)
         if failed and time.monotonic() < failed[0]:
-            raise failed[1]
+            # A new exception each time: raising the remembered one again would pile every request's traceback on it.
+            raise SettingError(failed[1].name, failed[1].problem)
         read = self._reads.get(value)
         if read is None:
             read = self._reads[value] = asyncio.ensure_future(self._read(setting, value))
@@ -99,7 +101,9 @@ class Secrets:
             from google.cloud import secretmanager
 
             endpoint = self.endpoint
-            if endpoint and endpoint.split(":")[0] in ("localhost", "127.0.0.1", "[::1]"):
+            if not endpoint:
+                self._client = secretmanager.SecretManagerServiceClient()
+            elif urlsplit(f"//{endpoint}").hostname in ("localhost", "127.0.0.1", "::1"):  # "[::1]:8443" is ::1
                 # A local server speaks plain gRPC and wants no Google credentials.
                 import grpc
                 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
@@ -108,10 +112,8 @@ class Secrets:
 
                 transport = SecretManagerServiceGrpcTransport(channel=grpc.insecure_channel(endpoint))
                 self._client = secretmanager.SecretManagerServiceClient(transport=transport)
-            elif endpoint:
-                self._client = secretmanager.SecretManagerServiceClient(client_options={"api_endpoint": endpoint})
             else:
-                self._client = secretmanager.SecretManagerServiceClient()
+                self._client = secretmanager.SecretManagerServiceClient(client_options={"api_endpoint": endpoint})
         return self._client
 
 

@@ -181,9 +181,10 @@ def test_an_instance_says_once_where_payment_records_are_stored(client, sqlite_p
     status_of(client, session_id)
     status_of(client, session_id)
 
-    stored_in = [line["message"] for line in log_lines() if line.get("message", "").startswith("Payment records")]
+    stored_in = [line for line in log_lines() if line.get("message", "").startswith("Payment records")]
     assert len(stored_in) == 1
-    assert stored_in[0].startswith("Payment records are stored in SQLite")
+    assert stored_in[0]["message"].startswith("Payment records are stored in SQLite")
+    assert stored_in[0]["severity"] == "INFO"
 
 
 @pytest.mark.parametrize(

@@ -274,8 +274,8 @@ def test_an_instance_counting_in_redis_says_so_once(new_client, monkeypatch, red
     post_from(client, "203.0.113.7")
     post_from(client, "203.0.113.7")
 
-    assert [line["message"] for line in log_lines() if "counted in" in line.get("message", "")] == [
-        "Rate limits are counted in redis through limits."
+    assert [(line["severity"], line["message"]) for line in log_lines() if "counted in" in line.get("message", "")] == [
+        ("INFO", "Rate limits are counted in redis through limits.")
     ]
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 import pytest
 import stripe
 
@@ -181,6 +183,21 @@ def test_a_failed_read_is_tried_again_once_its_failure_expires(client, secret_ma
     assert secret_manager.calls[KEY_VERSION] == 2
 
 
+def test_each_request_refused_by_a_remembered_failure_logs_its_own_traceback_only(
+    client, secret_manager, monkeypatch, log_lines
+):
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "projects/hero-me/secrets/nope/versions/1")
+    for _ in range(3):
+        client.post(CREATE, json={})
+
+    refusals = [line["message"] for line in log_lines() if line.get("status") == 500]
+    assert [message.splitlines()[0] for message in refusals] == 3 * [
+        "create_embedded_session 500: STRIPE_SECRET_KEY could not be read from Secret Manager (NotFound)"
+    ]
+    assert refusals[2] == refusals[1]  # the same traceback, not the earlier ones' piled up in front of it
+    assert secret_manager.calls["projects/hero-me/secrets/nope/versions/1"] == 1
+
+
 # -- what a secret's value must look like ------------------------------------------
 
 
@@ -261,3 +278,135 @@ def test_a_key_that_cannot_be_read_says_why_in_its_answer(client, secret_manager
     assert response.json() == {
         "error": "Server misconfigured: STRIPE_SECRET_KEY could not be read from Secret Manager (NotFound)."
     }
+
+
+# -- one Secrets object, read directly: what a caller sees -------------------------
+
+
+def resolve(endpoint: str | None, value: str = KEY_VERSION) -> str:
+    return asyncio.run(secrets.Secrets(endpoint).resolve("STRIPE_SECRET_KEY", value))
+
+
+def refusal(endpoint: str | None, value: str = KEY_VERSION) -> str:
+    with pytest.raises(SettingError) as refused:
+        resolve(endpoint, value)
+    return str(refused.value)
+
+
+@pytest.fixture
+def no_google_credentials(monkeypatch, tmp_path):
+    """Credentials looked for are missing at once, rather than searched for on a metadata server."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+
+
+@pytest.fixture
+def google_credentials(monkeypatch, tmp_path):
+    """Credentials that load without any network: a client can be made, and would fetch a token only to call."""
+    path = tmp_path / "credentials.json"
+    fields = {"client_id": "id", "client_secret": "secret", "refresh_token": "token", "quota_project_id": "hero-me"}
+    path.write_text(json.dumps({"type": "authorized_user", **fields}))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+
+
+def test_a_value_read_is_kept_and_answered_again_without_a_read(secret_manager_server):
+    secret_manager_server.secrets[KEY_VERSION] = TEST_KEY.encode()
+    resolver = secrets.Secrets(secret_manager_server.address)
+
+    async def twice():
+        return [await resolver.resolve("STRIPE_SECRET_KEY", KEY_VERSION) for _ in range(2)]
+
+    assert asyncio.run(twice()) == [TEST_KEY, TEST_KEY]
+    assert secret_manager_server.calls[KEY_VERSION] == 1
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_a_local_endpoint_is_spoken_to_in_plain_grpc_without_google_credentials(
+    secret_manager_server, no_google_credentials, host
+):
+    secret_manager_server.secrets[KEY_VERSION] = TEST_KEY.encode()
+    port = secret_manager_server.address.rsplit(":", 1)[1]
+
+    assert resolve(f"{host}:{port}") == TEST_KEY
+
+
+@pytest.mark.parametrize("endpoint", [None, "secretmanager.europe-west1.rep.googleapis.com"])
+def test_any_other_endpoint_is_asked_over_tls_with_the_instances_google_credentials(no_google_credentials, endpoint):
+    assert refusal(endpoint) == "STRIPE_SECRET_KEY could not be read from Secret Manager (DefaultCredentialsError)"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "api_endpoint"),
+    [
+        (None, "secretmanager.googleapis.com"),
+        ("secretmanager.europe-west1.rep.googleapis.com", "secretmanager.europe-west1.rep.googleapis.com"),
+    ],
+)
+def test_the_client_talks_to_the_endpoint_set_or_else_to_googles(google_credentials, endpoint, api_endpoint):
+    assert secrets.Secrets(endpoint)._get_client().api_endpoint == api_endpoint
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL])
+def test_a_transient_error_is_retried_within_the_bound(secret_manager_server, code):
+    secret_manager_server.secrets[KEY_VERSION] = TEST_KEY.encode()
+    secret_manager_server.fail(code, times=1)
+
+    assert resolve(secret_manager_server.address) == TEST_KEY
+    assert secret_manager_server.calls[KEY_VERSION] == 2
+
+
+def test_a_refusal_is_not_retried_and_names_its_cause(secret_manager_server):
+    secret_manager_server.secrets[KEY_VERSION] = TEST_KEY.encode()
+    secret_manager_server.fail(grpc.StatusCode.PERMISSION_DENIED)
+
+    assert refusal(secret_manager_server.address) == (
+        "STRIPE_SECRET_KEY could not be read from Secret Manager (PermissionDenied)"
+    )
+    assert secret_manager_server.calls[KEY_VERSION] == 1
+
+
+def test_a_secret_manager_that_stays_unavailable_is_not_dialled_after_the_bound(secret_manager_server, monkeypatch):
+    monkeypatch.setattr(secrets, "FETCH_TIMEOUT_SECONDS", 0.5)
+    secret_manager_server.fail(grpc.StatusCode.UNAVAILABLE)
+
+    assert "STRIPE_SECRET_KEY could not be read from Secret Manager" in refusal(secret_manager_server.address)
+    first, *_ = dialled = secret_manager_server.call_times[KEY_VERSION]
+    time.sleep(max(0.0, first + 4.5 - time.monotonic()))  # backing off, a retry with no end would have dialled again
+
+    assert all(at - first < 0.5 + 0.2 for at in dialled)
+
+
+def test_a_stalled_read_is_given_up_at_the_bound_not_left_hanging(secret_manager_server, monkeypatch):
+    monkeypatch.setattr(secrets, "FETCH_TIMEOUT_SECONDS", 1.0)
+    secret_manager_server.stall()
+
+    refusal(secret_manager_server.address)
+    given_up_by = time.monotonic() + 2
+    while not secret_manager_server.abandoned and time.monotonic() < given_up_by:
+        time.sleep(0.05)
+
+    assert secret_manager_server.abandoned and secret_manager_server.abandoned[0] < 1.0 + 0.5
+
+
+def test_a_read_that_cannot_start_in_time_is_refused_at_the_bound_and_never_made(secret_manager_server, monkeypatch):
+    """Reads run on the event loop's worker threads, which other blocking work (DNS lookups, files) shares."""
+    monkeypatch.setattr(secrets, "FETCH_TIMEOUT_SECONDS", 0.5)
+    secret_manager_server.secrets[KEY_VERSION] = TEST_KEY.encode()
+    busy = threading.Event()
+
+    async def with_every_worker_busy():
+        loop = asyncio.get_running_loop()
+        for _ in range(40):  # more than the default executor's most workers (32)
+            loop.run_in_executor(None, busy.wait)
+        started = time.monotonic()
+        try:
+            with pytest.raises(SettingError) as refused:
+                await secrets.Secrets(secret_manager_server.address).resolve("STRIPE_SECRET_KEY", KEY_VERSION)
+            return str(refused.value), time.monotonic() - started
+        finally:
+            busy.set()
+
+    message, took = asyncio.run(with_every_worker_busy())
+
+    assert message == "STRIPE_SECRET_KEY could not be read from Secret Manager in time"
+    assert took < 0.5 + 0.3
+    assert secret_manager_server.calls[KEY_VERSION] == 0

@@ -3,9 +3,11 @@
 Only ``AccessSecretVersion`` is served: it is the one call the app makes. The
 server answers like the real service: NOT_FOUND for unknown version names,
 and a payload carrying ``data_crc32c`` so the app's integrity check runs for
-real. ``corrupt(name)`` makes that checksum wrong on purpose, and
-``stall()`` makes it take every call and never answer, like a service that
-hangs.
+real. ``corrupt(name)`` makes that checksum wrong on purpose, ``fail(code)``
+answers calls with an error status, and ``stall()`` makes it take every call
+and never answer, like a service that hangs; ``abandoned`` then says how long
+each stalled call was held before its client gave up on it. It listens at
+``address`` on 127.0.0.1, and on the same port of [::1].
 
 Point a real client at it without credentials or TLS::
 
@@ -22,7 +24,8 @@ Use from a conftest.py or a test module::
 from __future__ import annotations
 
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from concurrent import futures
 
 import grpc
@@ -63,7 +66,11 @@ class SecretManagerServer:
     def __init__(self, secrets: dict[str, bytes] | None = None):
         self.secrets: dict[str, bytes] = dict(secrets or {})
         self.calls: Counter[str] = Counter()
+        self.call_times: defaultdict[str, list[float]] = defaultdict(list)  # monotonic time of each call
+        self.abandoned: list[float] = []  # seconds each stalled call was held before its client gave up
         self._corrupted: set[str] = set()
+        self._failures: list[grpc.StatusCode] = []
+        self._failing: grpc.StatusCode | None = None
         self._stalled = False
         self._released = threading.Event()
         self._lock = threading.Lock()
@@ -78,10 +85,21 @@ class SecretManagerServer:
         )
         port = self._server.add_insecure_port("127.0.0.1:0")
         self.address = f"127.0.0.1:{port}"
+        try:  # where there is no IPv6 loopback, only the test of an [::1] endpoint fails
+            self._server.add_insecure_port(f"[::1]:{port}")
+        except RuntimeError:
+            pass
 
     def corrupt(self, name: str) -> None:
         """Serve ``name`` with a wrong checksum, as if the payload was damaged."""
         self._corrupted.add(name)
+
+    def fail(self, code: grpc.StatusCode, times: int | None = None) -> None:
+        """Answer the next `times` calls (or every call) with the status `code`."""
+        if times is None:
+            self._failing = code
+        else:
+            self._failures.extend([code] * times)
 
     def stall(self) -> None:
         """Hold every call without answering until the server stops."""
@@ -99,8 +117,17 @@ class SecretManagerServer:
         name = request.name
         with self._lock:
             self.calls[name] += 1
+            self.call_times[name].append(time.monotonic())
+            failure = self._failures.pop(0) if self._failures else self._failing
+        if failure is not None:
+            context.abort(failure, f"Failing on purpose with {failure.name}.")
         if self._stalled:
-            self._released.wait(timeout=60)
+            started = time.monotonic()
+            while context.is_active() and not self._released.wait(0.02):
+                pass
+            if not self._released.is_set():
+                with self._lock:
+                    self.abandoned.append(time.monotonic() - started)
             context.abort(grpc.StatusCode.UNAVAILABLE, "The server is stopping.")
         if name not in self.secrets:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
