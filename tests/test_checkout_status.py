@@ -98,12 +98,14 @@ def test_unknown_session_is_a_404(client):
     assert response.json() == {"error": "No such checkout session."}
 
 
-def test_stripe_failing_is_a_502(client, standin, session_id):
-    standin.fail_next(10, status=503)
+@pytest.mark.parametrize("stripe_status", [503, 409], ids=["failing", "keeping the session locked"])
+def test_stripe_failing_or_keeping_the_session_locked_is_a_502(client, standin, session_id, stripe_status):
+    standin.fail_next(10, status=stripe_status)
 
     response = status_of(client, session_id)
 
     assert response.status_code == 502
+    assert response.json() == {"error": "Payment provider is unavailable; try again shortly."}
 
 
 def test_post_is_a_405_naming_the_allowed_methods(client):
@@ -164,15 +166,6 @@ def test_a_request_stripe_refuses_is_a_500_that_says_it_is_ours_not_a_404(client
 
     assert response.status_code == 500
     assert response.json() == {"error": "Our request to the payment provider was wrong; it has been logged."}
-
-
-def test_a_session_stripe_keeps_locked_is_a_502(client, standin, session_id):
-    standin.fail_next(10, status=409)
-
-    response = status_of(client, session_id)
-
-    assert response.status_code == 502
-    assert response.json() == {"error": "Payment provider is unavailable; try again shortly."}
 
 
 def test_an_instance_says_once_where_payment_records_are_stored(client, sqlite_payments, session_id, log_lines):

@@ -364,15 +364,29 @@ def test_an_error_report_outside_cloud_run_names_a_local_service(log_lines):
 
 
 @pytest.fixture
-def json_logging():
-    """`logs.install()` on this process's root logger, undone after the test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    logs.install()
+def saved_logging():
+    """This process's root logger; its handlers, its level, Google's level and warnings capture put back after."""
+    root, google = logging.getLogger(), logging.getLogger("google")
+    handlers, level, google_level = list(root.handlers), root.level, google.level
     yield root
     root.handlers[:] = handlers
     root.setLevel(level)
+    google.setLevel(google_level)
     logging.captureWarnings(False)
+
+
+@pytest.fixture
+def bare_logging(saved_logging):
+    """The root logger with no handlers yet."""
+    saved_logging.handlers[:] = []
+    return saved_logging
+
+
+@pytest.fixture
+def json_logging(saved_logging):
+    """`logs.install()` on this process's root logger, undone after the test."""
+    logs.install()
+    return saved_logging
 
 
 def test_a_library_warning_is_one_json_line_naming_its_logger(json_logging, log_lines):
@@ -433,20 +447,12 @@ def test_installing_twice_writes_each_record_once(json_logging, log_lines):
     assert [line["message"] for line in log_lines()] == ["once"]
 
 
-def test_a_plain_stream_handler_is_replaced_and_other_handlers_are_kept():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    plain, other = logging.StreamHandler(), logging.NullHandler()
-    root.handlers[:] = [plain, other]
-    try:
-        logs.install()
-        kinds = [type(handler).__name__ for handler in root.handlers]
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        logging.captureWarnings(False)
+def test_a_plain_stream_handler_is_replaced_and_other_handlers_are_kept(saved_logging):
+    saved_logging.handlers[:] = [logging.StreamHandler(), logging.NullHandler()]
 
-    assert kinds == ["NullHandler", "_JsonHandler"]
+    logs.install()
+
+    assert [type(handler).__name__ for handler in saved_logging.handlers] == ["NullHandler", "_JsonHandler"]
 
 
 @pytest.mark.parametrize(
@@ -458,36 +464,20 @@ def test_a_plain_stream_handler_is_replaced_and_other_handlers_are_kept():
         (logging.WARNING, logging.WARNING),
     ],
 )
-def test_the_root_level_lets_warnings_through_and_keeps_a_lower_one(before, after):
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    root.handlers[:] = []
-    root.setLevel(before)
-    try:
-        logs.install()
-        installed = root.level
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        logging.captureWarnings(False)
+def test_the_root_level_lets_warnings_through_and_keeps_a_lower_one(bare_logging, before, after):
+    logging.getLogger().setLevel(before)
 
-    assert installed == after
+    logs.install()
+
+    assert logging.getLogger().level == after
 
 
-def test_warnings_become_log_records(log_lines):
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    root.handlers[:] = []
+def test_warnings_become_log_records(bare_logging, log_lines):
     log_lines()
-    try:
-        with warnings.catch_warnings():  # the test runner's own recording of warnings is set aside
-            warnings.simplefilter("always")
-            logs.install()
-            warnings.warn("the old client is deprecated", UserWarning, stacklevel=1)
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        logging.captureWarnings(False)
+    with warnings.catch_warnings():  # the test runner's own recording of warnings is set aside
+        warnings.simplefilter("always")
+        logs.install()
+        warnings.warn("the old client is deprecated", UserWarning, stacklevel=1)
 
     [line] = log_lines()
     assert (line["severity"], line["logger"]) == ("WARNING", "py.warnings")
@@ -495,22 +485,13 @@ def test_warnings_become_log_records(log_lines):
 
 
 @pytest.mark.parametrize(("before", "after"), [(logging.NOTSET, logging.WARNING), (logging.DEBUG, logging.DEBUG)])
-def test_googles_loggers_get_a_level_so_its_clients_leave_them_reaching_the_root(before, after):
-    root, google = logging.getLogger(), logging.getLogger("google")
-    handlers, level, google_level = list(root.handlers), root.level, google.level
-    root.handlers[:] = []
-    root.setLevel(logging.NOTSET)
-    google.setLevel(before)
-    try:
-        logs.install()
-        installed = google.level
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        google.setLevel(google_level)
-        logging.captureWarnings(False)
+def test_googles_loggers_get_a_level_so_its_clients_leave_them_reaching_the_root(bare_logging, before, after):
+    logging.getLogger().setLevel(logging.NOTSET)
+    logging.getLogger("google").setLevel(before)
 
-    assert installed == after
+    logs.install()
+
+    assert logging.getLogger("google").level == after
 
 
 def test_a_record_that_cannot_be_formatted_never_breaks_the_caller(json_logging, capsys):

@@ -7,19 +7,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from checkout.create import session_params
 from common import errors, stripe_api
 from common.stripe_api import StripeApi
 from common.stripe_http import PooledAsyncClient
 from tests.conftest import TEST_KEY
 
-SESSION = {
-    "mode": "payment",
-    "ui_mode": "embedded_page",
-    "return_url": "https://herome.example/hero-me?session_id={CHECKOUT_SESSION_ID}",
-    "line_items": [
-        {"price_data": {"currency": "usd", "product_data": {"name": "Board"}, "unit_amount": 200}, "quantity": 1}
-    ],
-}
+SESSION = session_params("https://herome.example/hero-me?session_id={CHECKOUT_SESSION_ID}")
 
 
 def call(standin, method: str, *args, key: str = TEST_KEY):

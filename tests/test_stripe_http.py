@@ -18,19 +18,13 @@ import threading
 import pytest
 import stripe
 
+from checkout.create import session_params
 from common import stripe_http
 from common.stripe_http import PooledAsyncClient
 from devtools.stripe_standin import StripeStandin
 
 KEY = "sk_test_" + "connectionsSuiteKey012345"
-BODY = {
-    "mode": "payment",
-    "ui_mode": "embedded_page",
-    "return_url": "https://herome.example/hero-me?session_id={CHECKOUT_SESSION_ID}",
-    "line_items": [
-        {"price_data": {"currency": "usd", "product_data": {"name": "Board"}, "unit_amount": 200}, "quantity": 1}
-    ],
-}
+BODY = session_params("https://herome.example/hero-me?session_id={CHECKOUT_SESSION_ID}")
 
 
 class CountingClient(PooledAsyncClient):
